@@ -1,0 +1,3 @@
+//! One module per subcommand: flags → typed role config → library call → terminal output.
+
+pub mod config;
