@@ -1,0 +1,370 @@
+//! The salsa database: inputs (the workspace's file set and each file's text), the per-file
+//! tracked queries (index, interface), and [`AnalysisHost`], which owns the database, applies
+//! changes and hands out [`Analysis`] snapshots for queries.
+//!
+//! Durability: workspace files are set at `Durability::LOW`, files under library roots
+//! (`site-packages`, `node_modules`, `vendor`, virtual environments) at `Durability::HIGH`, so
+//! an edit in the workspace never re-validates what depends only on libraries.
+
+use crate::AnalysisError;
+use crate::lang;
+use crate::model::{FileIndex, FileInterface, Name};
+use hivesync_protocol::Language;
+use salsa::{Durability, Setter};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One file of the workspace. `path` is relative to the root and `/`-separated.
+#[salsa::input]
+pub struct SourceFile {
+    #[returns(ref)]
+    pub path: Name,
+    #[returns(ref)]
+    pub text: Arc<str>,
+    #[returns(copy)]
+    pub language: Option<Language>,
+}
+
+impl std::fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use salsa::plumbing::AsId;
+        write!(f, "SourceFile({:?})", self.as_id())
+    }
+}
+
+/// The set of files (sorted by path). A singleton: one workspace per database.
+#[salsa::input(singleton)]
+pub struct Workspace {
+    #[returns(ref)]
+    pub files: Arc<Vec<SourceFile>>,
+}
+
+/// Which queries ran, recorded from salsa's `WillExecute` events (tests use it to prove
+/// incrementality).
+#[derive(Default)]
+pub struct ExecutionLog {
+    enabled: AtomicBool,
+    entries: Mutex<Vec<Execution>>,
+}
+
+/// One query execution: the query's name and the salsa id of its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub query: String,
+    pub key: salsa::Id,
+}
+
+/// The database. Cheap to clone: clones share storage (a snapshot for another thread).
+#[salsa::db]
+#[derive(Clone)]
+pub struct RootDatabase {
+    storage: salsa::Storage<Self>,
+    log: Arc<ExecutionLog>,
+}
+
+#[salsa::db]
+impl salsa::Database for RootDatabase {}
+
+impl Default for RootDatabase {
+    fn default() -> Self {
+        let log = Arc::new(ExecutionLog::default());
+        let storage = salsa::Storage::new(Some(Box::new({
+            let log = log.clone();
+            move |event: salsa::Event| {
+                if !log.enabled.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let salsa::EventKind::WillExecute { database_key } = event.kind {
+                    let name = format!("{database_key:?}");
+                    let query = name.split('(').next().unwrap_or("").to_owned();
+                    if let Ok(mut entries) = log.entries.lock() {
+                        entries.push(Execution {
+                            query,
+                            key: database_key.key_index(),
+                        });
+                    }
+                }
+            }
+        })));
+        RootDatabase { storage, log }
+    }
+}
+
+/// Parse → index: everything about one file, positions included.
+#[salsa::tracked(returns(clone))]
+pub fn file_index(db: &dyn salsa::Database, file: SourceFile) -> Arc<FileIndex> {
+    let language = file.language(db);
+    let module = language.and_then(lang::module_for);
+    match (language, module) {
+        (Some(language), Some(module)) => {
+            Arc::new(module.index(language, file.path(db), file.text(db)))
+        }
+        _ => Arc::new(FileIndex::empty(language)),
+    }
+}
+
+/// The part of a file other files depend on. Equal across body-only edits, so salsa stops
+/// propagating a body edit here.
+#[salsa::tracked(returns(clone))]
+pub fn file_interface(db: &dyn salsa::Database, file: SourceFile) -> Arc<FileInterface> {
+    Arc::new(FileInterface::from_index(&file_index(db, file)))
+}
+
+/// Paths the engine reads besides source files (import configuration of other languages).
+pub fn is_config_file(path: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    matches!(
+        base,
+        "go.mod" | "tsconfig.json" | "jsconfig.json" | "package.json" | "Cargo.toml"
+    )
+}
+
+/// Paths treated as libraries (high durability).
+pub fn is_library_path(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        matches!(
+            seg,
+            "site-packages" | "node_modules" | "vendor" | ".venv" | "venv" | "dist-packages"
+        )
+    })
+}
+
+/// Why a file was left out of the analysis.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedFile {
+    pub path: String,
+    pub reason: String,
+}
+
+/// What loading a directory found, and how long each phase took.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoadReport {
+    /// Files of a language the engine knows, by language name.
+    pub files_by_language: std::collections::BTreeMap<String, usize>,
+    /// Files of other types (counted, not analysed).
+    pub other_files: usize,
+    pub skipped: Vec<SkippedFile>,
+    #[serde(skip)]
+    pub discover: Duration,
+    #[serde(skip)]
+    pub read: Duration,
+}
+
+/// Owns the database and the path → file table; the only place inputs change.
+pub struct AnalysisHost {
+    db: RootDatabase,
+    files: HashMap<Name, SourceFile>,
+    workspace: Workspace,
+}
+
+impl Default for AnalysisHost {
+    fn default() -> Self {
+        AnalysisHost::new()
+    }
+}
+
+impl AnalysisHost {
+    pub fn new() -> AnalysisHost {
+        let db = RootDatabase::default();
+        let workspace = Workspace::builder(Arc::new(Vec::new()))
+            .files_durability(Durability::LOW)
+            .new(&db);
+        AnalysisHost {
+            db,
+            files: HashMap::new(),
+            workspace,
+        }
+    }
+
+    /// Adds or replaces a file. The language comes from the extension.
+    pub fn set_file(&mut self, path: &str, text: impl Into<Arc<str>>) -> SourceFile {
+        let text = text.into();
+        let durability = if is_library_path(path) {
+            Durability::HIGH
+        } else {
+            Durability::LOW
+        };
+        if let Some(&file) = self.files.get(path) {
+            if **file.text(&self.db) != *text {
+                file.set_text(&mut self.db)
+                    .with_durability(durability)
+                    .to(text);
+            }
+            return file;
+        }
+        let file = SourceFile::builder(Name::from(path), text, Language::from_path(path))
+            .path_durability(durability)
+            .text_durability(durability)
+            .language_durability(durability)
+            .new(&self.db);
+        self.files.insert(Name::from(path), file);
+        self.sync_workspace();
+        file
+    }
+
+    /// Adds many files at once (one new revision for the file set).
+    pub fn set_files(&mut self, files: Vec<(String, Arc<str>)>) {
+        for (path, text) in files {
+            let durability = if is_library_path(&path) {
+                Durability::HIGH
+            } else {
+                Durability::LOW
+            };
+            if let Some(&file) = self.files.get(path.as_str()) {
+                file.set_text(&mut self.db)
+                    .with_durability(durability)
+                    .to(text);
+                continue;
+            }
+            let language = Language::from_path(&path);
+            let file = SourceFile::builder(Name::from(path.as_str()), text, language)
+                .path_durability(durability)
+                .text_durability(durability)
+                .language_durability(durability)
+                .new(&self.db);
+            self.files.insert(Name::from(path.as_str()), file);
+        }
+        self.sync_workspace();
+    }
+
+    pub fn remove_file(&mut self, path: &str) {
+        if self.files.remove(path).is_some() {
+            self.sync_workspace();
+        }
+    }
+
+    fn sync_workspace(&mut self) {
+        let mut files: Vec<(Name, SourceFile)> =
+            self.files.iter().map(|(p, f)| (p.clone(), *f)).collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let files: Vec<SourceFile> = files.into_iter().map(|(_, f)| f).collect();
+        self.workspace
+            .set_files(&mut self.db)
+            .with_durability(Durability::LOW)
+            .to(Arc::new(files));
+    }
+
+    pub fn file(&self, path: &str) -> Option<SourceFile> {
+        self.files.get(path).copied()
+    }
+
+    /// A snapshot for queries. Any later change through the host cancels queries running on
+    /// it (they return [`AnalysisError::Cancelled`]).
+    pub fn snapshot(&self) -> crate::Analysis {
+        crate::Analysis::new(self.db.clone(), Arc::new(self.files.clone()))
+    }
+
+    /// Starts recording query executions (see [`AnalysisHost::take_executions`]).
+    pub fn record_executions(&self, on: bool) {
+        self.db.log.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// The query executions recorded since the last call.
+    pub fn take_executions(&self) -> Vec<Execution> {
+        self.db
+            .log
+            .entries
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+
+    pub fn db(&self) -> &RootDatabase {
+        &self.db
+    }
+
+    /// Loads every file under `root` (honouring `.gitignore`), reading source files in
+    /// parallel. Binary and non-UTF-8 source files are skipped and reported, never fatal.
+    pub fn load_dir(root: &Path) -> Result<(AnalysisHost, LoadReport), AnalysisError> {
+        use rayon::prelude::*;
+        let meta = std::fs::metadata(root).map_err(|e| AnalysisError::Io {
+            path: root.display().to_string(),
+            message: e.to_string(),
+        })?;
+        if !meta.is_dir() {
+            return Err(AnalysisError::NotADirectory(root.display().to_string()));
+        }
+        let started = Instant::now();
+        let mut report = LoadReport::default();
+        let mut wanted: Vec<(String, std::path::PathBuf)> = Vec::new();
+        let walker = ignore::WalkBuilder::new(root)
+            .hidden(true)
+            .parents(true)
+            .git_ignore(true)
+            .git_global(false)
+            .git_exclude(true)
+            .require_git(false)
+            .follow_links(false)
+            .filter_entry(|e| e.file_name() != ".git")
+            .build();
+        for entry in walker {
+            let Ok(entry) = entry else { continue };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let Ok(rel) = entry.path().strip_prefix(root) else {
+                continue;
+            };
+            let rel: String = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            match Language::from_path(&rel) {
+                Some(lang) => {
+                    *report
+                        .files_by_language
+                        .entry(lang.name().to_owned())
+                        .or_default() += 1;
+                    wanted.push((rel, entry.into_path()));
+                }
+                None if is_config_file(&rel) => {
+                    report.other_files += 1;
+                    wanted.push((rel, entry.into_path()));
+                }
+                None => report.other_files += 1,
+            }
+        }
+        report.discover = started.elapsed();
+        let started = Instant::now();
+        let read: Vec<Result<(String, Arc<str>), SkippedFile>> = wanted
+            .into_par_iter()
+            .map(|(rel, abs)| read_source(rel, &abs))
+            .collect();
+        let mut files = Vec::with_capacity(read.len());
+        for r in read {
+            match r {
+                Ok(f) => files.push(f),
+                Err(skip) => report.skipped.push(skip),
+            }
+        }
+        let mut host = AnalysisHost::new();
+        host.set_files(files);
+        report.read = started.elapsed();
+        Ok((host, report))
+    }
+}
+
+/// Reads a source file; binary (NUL bytes) and non-UTF-8 files are skipped with a reason.
+fn read_source(rel: String, abs: &Path) -> Result<(String, Arc<str>), SkippedFile> {
+    let bytes = std::fs::read(abs).map_err(|e| SkippedFile {
+        path: rel.clone(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    if bytes.contains(&0) {
+        return Err(SkippedFile {
+            path: rel,
+            reason: "binary file (contains NUL bytes)".into(),
+        });
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((rel, Arc::from(text))),
+        Err(e) => Err(SkippedFile {
+            path: rel,
+            reason: format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+        }),
+    }
+}

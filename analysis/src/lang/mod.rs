@@ -1,0 +1,148 @@
+//! Language modules: one per language, each turning a file's text into the language-neutral
+//! [`FileIndex`] and answering the few questions the cross-file resolver cannot answer
+//! generically (which file an import names, which names are keywords or builtins).
+//!
+//! # Adding a language
+//!
+//! 1. Add the grammar crate to `[workspace.dependencies]` in the root `Cargo.toml` (the versions
+//!    are already there for TypeScript/JavaScript, Rust and Go) and `<crate>.workspace = true`
+//!    to `analysis/Cargo.toml`.
+//! 2. Create `analysis/src/lang/<lang>.rs` with a unit struct implementing [`LanguageModule`],
+//!    and register it in [`module_for`] below. Put tree-sitter queries the module runs in
+//!    `analysis/src/lang/<lang>.scm` and load them with `include_str!` (see `python.scm`).
+//! 3. `index` parses with tree-sitter (reuse a thread-local `tree_sitter::Parser`, see
+//!    `python.rs`) and walks the tree once, filling a [`FileIndex`]:
+//!    - one [`Scope`](crate::model::Scope) per lexical scope (scope 0 is the file/module),
+//!      with `names` holding the *first* binding of each name; later bindings of the same name
+//!      in that scope are pushed as [`Ref`](crate::model::Ref)s with `write: true`;
+//!    - one [`Def`](crate::model::Def) per binding: `key` is the dotted path (`Type.member`)
+//!      for anything other files can reach, `None` for locals; `parent` is the containing
+//!      item; `signature`, `doc` and `doc_insert` feed hover and documentation gaps;
+//!    - one [`Ref`](crate::model::Ref) per use of a name, with a
+//!      [`Qualifier`](crate::model::Qualifier) saying how to look it up (`a.b` → `b` has
+//!      `Qualifier::Ref(index of a)`, pushed after `a`; `self.x`/`this.x` →
+//!      `Qualifier::SelfOf(class)`; anything the engine cannot follow → `Qualifier::Unknown`,
+//!      which yields a *probable* match by name);
+//!    - one [`Import`](crate::model::Import) per imported binding, plus a `Def` of kind
+//!      `Import` for the name it binds and a `Qualifier::ImportMember` ref for the imported
+//!      name (that ref is what a rename of the original definition edits).
+//!
+//!    Never put anything from inside a function body into a `Def` with a `key` (except
+//!    members assigned through `self`), so that [`FileInterface`](crate::model::FileInterface)
+//!    stays equal across body edits — `tests/incremental.rs` checks this for every language
+//!    that adds a case to it.
+//! 4. Implement [`LanguageModule::resolve_module`] with the language's import rules over the
+//!    [`ModuleMap`] (every project path and directory), and `submodule` for `pkg.name` lookups.
+//!    Languages whose "module" is a directory of files (Go packages) return
+//!    `ModuleRef::Dir` and list the files in [`LanguageModule::module_files`].
+//! 5. Add fixture tests in `analysis/tests/<lang>.rs` using [`crate::fixture`]: a multi-file
+//!    snippet with `//- /path` headers and a `$0` cursor, and the expected definition,
+//!    references or rename result beside it. Cover every scope and import rule, and the
+//!    rename refusals.
+
+pub mod python;
+
+use crate::model::{FileIndex, ScopeKind};
+use crate::resolve::{ModuleMap, ModuleRef};
+use hivesync_protocol::Language;
+
+/// How documentation is written for a language, for documentation-gap reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DocSyntax {
+    /// Where the doc comment goes: `"first_statement_in_body"` (Python docstrings) or
+    /// `"before_item"` (`///`, `/** */`, `//`).
+    pub placement: &'static str,
+    /// Text that opens the doc comment (`"""`, `///`, `/**`, `//`).
+    pub open: &'static str,
+    /// Text that closes it (`"""`, `*/`, or empty for line comments).
+    pub close: &'static str,
+}
+
+/// A module path as written in an import, for [`LanguageModule::resolve_module`].
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleRequest<'a> {
+    /// Dotted (Python), slash (JS/Go) or `::` (Rust) path, as the language module stored it.
+    pub module: &'a str,
+    /// Leading dots of a Python relative import; other languages may use it as they see fit.
+    pub level: u32,
+}
+
+/// Where an import points.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ModuleResolution {
+    /// A module inside the project.
+    Project(ModuleRef),
+    /// A module outside the project (standard library, installed package): not an error.
+    External,
+    /// Looks like a project import (relative, or under a project package) but names nothing.
+    Missing,
+}
+
+/// One language's rules. Implementations are unit structs registered in [`module_for`].
+pub trait LanguageModule: Send + Sync {
+    /// Parses `text` and extracts the file's definitions, scopes, references and imports.
+    /// Must never panic, whatever the text: syntax errors are counted in `parse_errors` and the
+    /// rest of the file is still indexed.
+    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex;
+
+    /// Reserved words that can never be identifiers.
+    fn keywords(&self) -> &'static [&'static str];
+
+    /// True when `name` is a valid identifier (keywords aside).
+    fn is_identifier(&self, name: &str) -> bool {
+        let mut chars = name.chars();
+        match chars.next() {
+            Some(c) if c == '_' || c.is_alphabetic() => {}
+            _ => return false,
+        }
+        chars.all(|c| c == '_' || c.is_alphanumeric())
+    }
+
+    /// Names that resolve without an import (Python builtins, JS globals …).
+    fn is_builtin(&self, name: &str) -> bool;
+
+    /// Whether names bound in a scope of `kind` are visible from scopes nested inside it
+    /// (false for Python class bodies).
+    fn nested_scopes_see(&self, kind: ScopeKind) -> bool {
+        let _ = kind;
+        true
+    }
+
+    fn doc_syntax(&self) -> DocSyntax;
+
+    /// Resolves an import's module path, seen from the file at `from_path`.
+    fn resolve_module(
+        &self,
+        map: &ModuleMap,
+        from_path: &str,
+        request: ModuleRequest<'_>,
+    ) -> ModuleResolution;
+
+    /// `module.name` where `name` is not defined in the module's files: a submodule, if any.
+    fn submodule(&self, map: &ModuleMap, module: &ModuleRef, name: &str) -> Option<ModuleRef>;
+
+    /// The files whose top-level definitions make up `module`.
+    fn module_files(&self, map: &ModuleMap, module: &ModuleRef) -> Vec<crate::db::SourceFile> {
+        match module {
+            ModuleRef::File(file) => vec![*file],
+            ModuleRef::Dir(_) => {
+                let _ = map;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Names a glob import of a module brings in when the module has no explicit export list.
+    fn glob_exports(&self, name: &str) -> bool {
+        !name.starts_with('_')
+    }
+}
+
+/// The module for a language, or `None` for languages without one yet (their files are still
+/// counted, and still part of manifests).
+pub fn module_for(language: Language) -> Option<&'static dyn LanguageModule> {
+    match language {
+        Language::Python => Some(&python::Python),
+        _ => None,
+    }
+}
