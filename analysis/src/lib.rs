@@ -9,10 +9,12 @@
 //! [`ide`] answers queries on an [`Analysis`] snapshot; `rename` plans renames as
 //! `ChangeSet`s; [`fixture`] parses the multi-file test fixtures every language's tests use.
 
+pub mod changeset;
 pub mod db;
 pub mod fixture;
 pub mod ide;
 pub mod lang;
+pub mod manifest;
 pub mod model;
 mod rename;
 pub mod resolve;

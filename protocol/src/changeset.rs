@@ -50,13 +50,15 @@ pub struct TextEdit {
 }
 
 impl ChangeSet {
-    /// True when applying the change would alter nothing.
+    /// True when applying the change would alter nothing (creating an empty file is a change).
     pub fn is_empty(&self) -> bool {
-        self.files.iter().all(|f| f.edits.is_empty() && !f.delete)
+        self.files
+            .iter()
+            .all(|f| f.edits.is_empty() && !f.delete && f.base_hash.is_some())
     }
 
     /// The same change restricted to edits of the given confidences (files left without
-    /// edits are dropped).
+    /// edits are dropped; deletions and creations of empty files are kept).
     pub fn filtered(&self, keep: &[Confidence]) -> ChangeSet {
         let files = self
             .files
@@ -68,7 +70,8 @@ impl ChangeSet {
                     .filter(|e| keep.contains(&e.confidence))
                     .cloned()
                     .collect();
-                (!edits.is_empty() || f.delete).then(|| FileChange {
+                let creates_empty = f.base_hash.is_none() && f.edits.is_empty();
+                (!edits.is_empty() || f.delete || creates_empty).then(|| FileChange {
                     path: f.path.clone(),
                     base_hash: f.base_hash.clone(),
                     edits,
@@ -120,6 +123,21 @@ mod tests {
         assert_eq!(exact.files[0].edits, vec![edit(0, Confidence::Exact)]);
         assert!(!exact.is_empty());
         assert!(cs.filtered(&[]).is_empty());
+    }
+
+    #[test]
+    fn creating_an_empty_file_is_a_change() {
+        let cs = ChangeSet {
+            title: "Create".into(),
+            files: vec![FileChange {
+                path: "empty.txt".into(),
+                base_hash: None,
+                edits: vec![],
+                delete: false,
+            }],
+        };
+        assert!(!cs.is_empty());
+        assert_eq!(cs.filtered(&[Confidence::Exact]), cs);
     }
 
     #[test]
