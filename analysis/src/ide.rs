@@ -158,6 +158,9 @@ pub enum RenameError {
     NotInProject { name: String },
     #[error("renaming a module (`{name}`) is not supported; rename the file instead")]
     Module { name: String },
+    /// A rule of the language forbids the rename (e.g. Go visibility across packages).
+    #[error("{0}")]
+    LanguageRule(String),
     #[error(
         "renaming to `{new_name}` would conflict with `{new_name}` {location} (at the edit in {site})"
     )]
@@ -482,6 +485,7 @@ impl Analysis {
                 children: self.symbols_under(index, text, li, Some(i)),
             });
         }
+        out.sort_by_key(|s| s.full_range.start);
         out
     }
 
@@ -571,7 +575,7 @@ impl Analysis {
                 let text = f.text(&self.db);
                 let mut li: Option<LineIndex> = None;
                 for d in &index.defs {
-                    if !d.kind.wants_doc() || d.doc.is_some() || !d.is_public() {
+                    if !d.kind.wants_doc() || d.doc.is_some() || !module.is_public(d) {
                         continue;
                     }
                     let li = li.get_or_insert_with(|| LineIndex::new(text));
@@ -605,6 +609,7 @@ impl Analysis {
                     });
                 }
             }
+            out.sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
             Ok(out)
         })
     }
@@ -766,6 +771,13 @@ impl Analysis {
 
 /// A member of a class-like container (reachable as `obj.name`).
 pub(crate) fn is_member(index: &FileIndex, def: &Def) -> bool {
+    // Members of a type declared in another file (Go methods): dotted key, no parent.
+    if def.parent.is_none()
+        && matches!(def.kind, SymbolKind::Method | SymbolKind::Field)
+        && def.key.as_deref().is_some_and(|k| k.contains('.'))
+    {
+        return true;
+    }
     def.parent.and_then(|p| index.def(p)).is_some_and(|p| {
         p.kind.has_members()
             && index.scope(def.scope).is_some_and(|s| {

@@ -457,6 +457,9 @@ impl FileInterface {
                         p.members.entry(def.name.clone()).or_insert(idx);
                     }
                 }
+                // A dotted key without a parent in this file is a member of a type declared
+                // in another file (Go methods), never a top-level name.
+                None if def.key.as_deref().is_some_and(|k| k.contains('.')) => {}
                 None => {
                     iface.top.entry(def.name.clone()).or_insert(idx);
                 }

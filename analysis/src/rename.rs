@@ -79,6 +79,11 @@ pub(crate) fn plan(
     for site in &sites {
         checker.site(site)?;
     }
+    let def_path = a.location_of(id.file, def.name_range).path;
+    let site_paths: Vec<&str> = sites.iter().map(|s| s.path.as_str()).collect();
+    if let Some(message) = language.rename_refusal(&old, new_name, &def_path, &site_paths) {
+        return refuse(RenameError::LanguageRule(message));
+    }
 
     let mut by_file: BTreeMap<String, Vec<TextEdit>> = BTreeMap::new();
     for s in &sites {

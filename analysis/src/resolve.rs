@@ -29,6 +29,11 @@ pub struct ModuleMap {
     paths: HashMap<SourceFile, Name>,
     dirs: HashSet<Name>,
     roots: Vec<Name>,
+    /// Texts of the import-configuration files (`tsconfig.json`, `go.mod`, `Cargo.toml` …, see
+    /// [`crate::db::is_config_file`]) by path, for language modules' import rules.
+    configs: HashMap<Name, Arc<str>>,
+    /// Files directly in each directory, sorted by path.
+    by_dir: HashMap<Name, Vec<SourceFile>>,
 }
 
 impl ModuleMap {
@@ -53,6 +58,22 @@ impl ModuleMap {
     /// do not contain an `__init__.py` (the `src/` layout).
     pub fn roots(&self) -> &[Name] {
         &self.roots
+    }
+
+    /// The text of the configuration file at `path` (only files
+    /// [`crate::db::is_config_file`] accepts are kept).
+    pub fn config(&self, path: &str) -> Option<&Arc<str>> {
+        self.configs.get(path)
+    }
+
+    /// Every configuration file kept by [`ModuleMap::config`], as `(path, text)`.
+    pub fn configs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.configs.iter().map(|(p, t)| (&**p, &**t))
+    }
+
+    /// Project files directly in `dir`, sorted by path (indexed: no scan of every file).
+    pub fn files_in_dir(&self, dir: &str) -> &[SourceFile] {
+        self.by_dir.get(dir).map(|v| v.as_slice()).unwrap_or(&[])
     }
 
     /// Project files directly in `dir`.
@@ -84,6 +105,13 @@ pub fn module_map(db: &dyn salsa::Database) -> Arc<ModuleMap> {
             }
             dir = parent;
         }
+        if crate::db::is_config_file(&path) {
+            map.configs.insert(path.clone(), file.text(db).clone());
+        }
+        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let mut files_here: Vec<SourceFile> = map.by_dir.remove(dir).unwrap_or_default();
+        files_here.push(file);
+        map.by_dir.insert(Name::from(dir), files_here);
         map.paths.insert(file, path.clone());
         map.files.insert(path, file);
     }
@@ -234,13 +262,12 @@ pub fn file_resolution(db: &dyn salsa::Database, file: SourceFile) -> Arc<FileRe
     }
     for (i, imp) in index.imports.iter().enumerate() {
         if let ModuleResolution::Missing = r.import_module(i as ImportIdx) {
-            let dots = ".".repeat(imp.level as usize);
             out.problems.push(ImportProblem {
                 import: i as ImportIdx,
                 reference: None,
                 message: format!(
-                    "unresolved import `{dots}{}`: no such module in the project",
-                    imp.module
+                    "unresolved import `{}`: no such module in the project",
+                    language.module_display(&imp.module, imp.level)
                 ),
             });
         }
@@ -442,7 +469,7 @@ impl Resolver<'_> {
 
     /// Whether `from m import *` brings `name` in.
     fn star_exports(&self, m: &ModuleRef, name: &str) -> bool {
-        for f in self.lang.module_files(self.map, m) {
+        for f in self.lang.module_files_in(self.db, self.map, m) {
             let iface = file_interface(self.db, f);
             match &iface.all {
                 Some(all) => {
@@ -504,7 +531,14 @@ impl Resolver<'_> {
         if depth > MAX_DEPTH {
             return None;
         }
-        let files = self.lang.module_files(self.map, m);
+        if let Some((file, key)) = self.lang.module_item(self.map, m) {
+            let id = DefId {
+                file,
+                key: DefKey::Path(key),
+            };
+            return self.class_member(&id, name, depth + 1);
+        }
+        let files = self.lang.module_files_in(self.db, self.map, m);
         for &f in &files {
             let iface = file_interface(self.db, f);
             if let Some(&item) = iface.top.get(name) {
@@ -587,8 +621,41 @@ impl Resolver<'_> {
                 self.class_member(&id, name, depth)
                     .unwrap_or(Resolved::new(Target::Probable, Entity::Unknown))
             }
+            Entity::Def(
+                id,
+                SymbolKind::Variable
+                | SymbolKind::Parameter
+                | SymbolKind::Field
+                | SymbolKind::Constant,
+            ) => {
+                // A variable whose type is known (its `bases` hold the type as written).
+                let id = id.clone();
+                match self.declared_type(&id) {
+                    Some(ty) => match self.dotted_in(id.file, &ty, depth + 1) {
+                        Entity::Def(tid, tkind) if tkind.has_members() => self
+                            .class_member(&tid, name, depth + 1)
+                            .unwrap_or(Resolved::new(Target::Probable, Entity::Unknown)),
+                        Entity::External => Resolved::external(),
+                        _ => Resolved::new(Target::Probable, Entity::Unknown),
+                    },
+                    None => Resolved::new(Target::Probable, Entity::Unknown),
+                }
+            }
             Entity::External => Resolved::external(),
             _ => Resolved::new(Target::Probable, Entity::Unknown),
+        }
+    }
+
+    /// The declared type of a variable, parameter or field (its first `bases` entry).
+    fn declared_type(&self, id: &DefId) -> Option<Name> {
+        match &id.key {
+            DefKey::Local(d) if id.file == self.file => self.index.def(*d)?.bases.first().cloned(),
+            DefKey::Local(_) => None,
+            DefKey::Path(key) => {
+                let iface = file_interface(self.db, id.file);
+                let &item = iface.keys.get(key)?;
+                iface.items.get(item as usize)?.bases.first().cloned()
+            }
         }
     }
 
@@ -604,6 +671,15 @@ impl Resolver<'_> {
                 let it = iface.items.get(item as usize)?;
                 if let Some(&m) = it.members.get(name) {
                     return Some(self.item(class.file, &iface, m, depth));
+                }
+                let member_key = format!("{key}.{name}");
+                for f in self.lang.member_files(self.map, class.file) {
+                    let other = file_interface(self.db, f);
+                    if f != class.file
+                        && let Some(&m) = other.keys.get(member_key.as_str())
+                    {
+                        return Some(self.item(f, &other, m, depth));
+                    }
                 }
                 for base in it.bases.clone() {
                     if let Entity::Def(bid, kind) = self.dotted_in(class.file, &base, depth + 1)

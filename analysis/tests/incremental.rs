@@ -92,3 +92,47 @@ fn a_write_cancels_running_queries() {
     assert!(worker.join().expect("worker"));
     assert_eq!(host.snapshot().stats().expect("stats").definitions, 6);
 }
+
+const GO_LIB: &str = "package lib\n\n// Ask answers.\nfunc Ask(x int) int {\n\treturn x + 1\n}\n\ntype K struct{ V int }\n\nfunc (k *K) M() int {\n\treturn k.V\n}\n";
+const GO_LIB_BODY_EDIT: &str = "package lib\n\n// Ask answers.\nfunc Ask(x int) int {\n\ty := x * 2\n\t// a new line shifts every position below\n\treturn y + 1\n}\n\ntype K struct{ V int }\n\nfunc (k *K) M() int {\n\tk.V++\n\treturn k.V + 2\n}\n";
+
+#[test]
+fn go_body_edit_recomputes_no_other_file() {
+    let mut host = AnalysisHost::new();
+    host.set_file("go.mod", "module example.com/m\n");
+    host.set_file("lib/lib.go", GO_LIB);
+    host.set_file(
+        "lib/more.go",
+        "package lib\n\nfunc more() int { return Ask(1) }\n",
+    );
+    host.set_file(
+        "main.go",
+        "package main\n\nimport \"example.com/m/lib\"\n\nfunc main() {\n\tvar k lib.K\n\tk.M()\n\tlib.Ask(2)\n}\n",
+    );
+    let refs = |host: &AnalysisHost| {
+        let a = host.snapshot();
+        a.stats().expect("stats");
+        a.references(
+            &FilePosition {
+                path: "main.go".into(),
+                line: 8,
+                column: 6,
+            },
+            true,
+        )
+        .expect("refs")
+        .len()
+    };
+    assert_eq!(refs(&host), 3);
+    let lib = host.file("lib/lib.go").expect("lib").as_id();
+    host.record_executions(true);
+    host.set_file("lib/lib.go", GO_LIB_BODY_EDIT);
+    assert_eq!(refs(&host), 3);
+    let executed = host.take_executions();
+    let others: Vec<&Execution> = executed.iter().filter(|e| e.key != lib).collect();
+    assert!(others.is_empty(), "other files recomputed: {others:?}");
+    assert!(
+        executed.iter().any(|e| e.query == "file_resolution"),
+        "{executed:?}"
+    );
+}

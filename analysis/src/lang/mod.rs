@@ -40,6 +40,7 @@
 //!    references or rename result beside it. Cover every scope and import rule, and the
 //!    rename refusals.
 
+pub mod go;
 pub mod python;
 
 use crate::model::{FileIndex, ScopeKind};
@@ -136,6 +137,65 @@ pub trait LanguageModule: Send + Sync {
     fn glob_exports(&self, name: &str) -> bool {
         !name.starts_with('_')
     }
+
+    /// [`LanguageModule::module_files`] with database access, for languages whose module
+    /// membership depends on file contents (Go's `package x_test` files in a package
+    /// directory). Implementations must read only queries that stay equal across body edits.
+    fn module_files_in(
+        &self,
+        db: &dyn salsa::Database,
+        map: &ModuleMap,
+        module: &ModuleRef,
+    ) -> Vec<crate::db::SourceFile> {
+        let _ = db;
+        self.module_files(map, module)
+    }
+
+    /// Other files that may declare members of a type declared in `file` (Go methods in
+    /// another file of the package). Such members have a dotted key `Type.member` and no
+    /// parent in their own file.
+    fn member_files(
+        &self,
+        map: &ModuleMap,
+        file: crate::db::SourceFile,
+    ) -> Vec<crate::db::SourceFile> {
+        let _ = (map, file);
+        Vec::new()
+    }
+
+    /// A module that is an item inside a file (a Rust inline `mod x { … }`, or an enum used as
+    /// a path prefix): that file and the item's key. Its members are looked up like a class's.
+    fn module_item(
+        &self,
+        map: &ModuleMap,
+        module: &ModuleRef,
+    ) -> Option<(crate::db::SourceFile, crate::model::Name)> {
+        let _ = (map, module);
+        None
+    }
+
+    /// An import's module path as the user wrote it, for messages (Python: leading dots).
+    fn module_display(&self, module: &str, level: u32) -> String {
+        format!("{}{module}", ".".repeat(level as usize))
+    }
+
+    /// Whether a definition counts as public API, for documentation gaps.
+    fn is_public(&self, def: &crate::model::Def) -> bool {
+        def.is_public()
+    }
+
+    /// A language rule forbidding a rename of `old` (defined in `def_path`) to `new` with
+    /// edits in `site_paths` — e.g. Go visibility. The message is shown as is.
+    fn rename_refusal(
+        &self,
+        old: &str,
+        new: &str,
+        def_path: &str,
+        site_paths: &[&str],
+    ) -> Option<String> {
+        let _ = (old, new, def_path, site_paths);
+        None
+    }
 }
 
 /// The module for a language, or `None` for languages without one yet (their files are still
@@ -143,6 +203,7 @@ pub trait LanguageModule: Send + Sync {
 pub fn module_for(language: Language) -> Option<&'static dyn LanguageModule> {
     match language {
         Language::Python => Some(&python::Python),
+        Language::Go => Some(&go::Go),
         _ => None,
     }
 }
