@@ -119,7 +119,8 @@ pub fn is_config_file(path: &str) -> bool {
     matches!(
         base,
         "go.mod" | "tsconfig.json" | "jsconfig.json" | "package.json" | "Cargo.toml"
-    )
+    ) || ((base.starts_with("tsconfig.") || base.starts_with("jsconfig."))
+        && base.ends_with(".json"))
 }
 
 /// Paths treated as libraries (high durability).

@@ -136,3 +136,53 @@ fn go_body_edit_recomputes_no_other_file() {
         "{executed:?}"
     );
 }
+
+const TS_LIB: &str = "/** Helps. */\nexport function helper(x: number): number {\n  return x + 1;\n}\n\nexport class K {\n  m() {\n    this.v = 1;\n    return this.v;\n  }\n}\n\nexport const arrow = (a: number) => a * 2;\n";
+const TS_LIB_BODY_EDIT: &str = "/** Helps. */\nexport function helper(x: number): number {\n  const y = x * 2;\n  // a new line shifts every position below\n  return y + 1;\n}\n\nexport class K {\n  m() {\n    this.v = 1;\n    let local = this.v;\n    return local + 2;\n  }\n}\n\nexport const arrow = (a: number) => {\n  return a * 3;\n};\n";
+
+#[test]
+fn typescript_body_edit_recomputes_no_other_file() {
+    let mut host = AnalysisHost::new();
+    host.set_file(
+        "tsconfig.json",
+        "{ \"compilerOptions\": { \"baseUrl\": \".\" } }\n",
+    );
+    host.set_file("src/lib.ts", TS_LIB);
+    host.set_file("src/index.ts", "export * from './lib';\n");
+    host.set_file(
+        "src/app.tsx",
+        "import { helper, K, arrow } from './index';\nhelper(2);\nnew K().m();\narrow(1);\n",
+    );
+    host.set_file(
+        "other.js",
+        "const lib = require('./src/lib');\nlib.helper(3);\n",
+    );
+    let refs = |host: &AnalysisHost| {
+        let a = host.snapshot();
+        a.stats().expect("stats");
+        a.references(
+            &FilePosition {
+                path: "src/app.tsx".into(),
+                line: 2,
+                column: 1,
+            },
+            true,
+        )
+        .expect("refs")
+        .len()
+    };
+    assert_eq!(refs(&host), 4);
+    let lib = host.file("src/lib.ts").expect("lib").as_id();
+    host.record_executions(true);
+    host.set_file("src/lib.ts", TS_LIB_BODY_EDIT);
+    assert_eq!(refs(&host), 4);
+    let executed = host.take_executions();
+    let others: Vec<&Execution> = executed.iter().filter(|e| e.key != lib).collect();
+    assert!(others.is_empty(), "other files recomputed: {others:?}");
+    for query in ["file_index", "file_interface", "file_resolution"] {
+        assert!(
+            executed.iter().any(|e| e.query == query),
+            "{query} of the edited file should run: {executed:?}"
+        );
+    }
+}

@@ -42,6 +42,7 @@
 
 pub mod go;
 pub mod python;
+pub mod typescript;
 
 use crate::model::{FileIndex, ScopeKind};
 use crate::resolve::{ModuleMap, ModuleRef};
@@ -203,6 +204,9 @@ pub trait LanguageModule: Send + Sync {
 pub fn module_for(language: Language) -> Option<&'static dyn LanguageModule> {
     match language {
         Language::Python => Some(&python::Python),
+        Language::TypeScript | Language::Tsx | Language::JavaScript => {
+            Some(&typescript::TypeScript)
+        }
         Language::Go => Some(&go::Go),
         _ => None,
     }
