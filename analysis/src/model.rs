@@ -239,6 +239,11 @@ pub enum Qualifier {
     Ref(RefIdx),
     /// `self.name` / `cls.name` / `this.name` inside the given class.
     SelfOf(DefIdx),
+    /// `f(...).name`: a member of what calling the reference returns — an instance when it
+    /// names a class, otherwise unknown (probable).
+    CallResult(RefIdx),
+    /// `super().name` inside the given class: a member of its bases.
+    SuperOf(DefIdx),
     /// `expr.name` where `expr` is something the engine cannot follow (a call, a subscript …).
     Unknown,
     /// `name` as written in `from m import name`: a member of the import's module.

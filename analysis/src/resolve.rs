@@ -424,6 +424,18 @@ impl Resolver<'_> {
                 self.class_member(&id, &name, 0)
                     .unwrap_or(Resolved::new(Target::Probable, Entity::Unknown))
             }
+            Qualifier::CallResult(callee) => match self.entities.get(callee as usize).cloned() {
+                Some(Entity::Def(id, kind)) if kind.has_members() => self
+                    .class_member(&id, &name, 0)
+                    .unwrap_or(Resolved::new(Target::Probable, Entity::Unknown)),
+                Some(Entity::External) => Resolved::external(),
+                _ => Resolved::new(Target::Probable, Entity::Unknown),
+            },
+            Qualifier::SuperOf(class) => {
+                let id = def_id(self.file, self.index, class);
+                self.base_member(&id, &name, 0)
+                    .unwrap_or(Resolved::new(Target::Probable, Entity::Unknown))
+            }
             Qualifier::Unknown => Resolved::new(Target::Probable, Entity::Unknown),
             Qualifier::ImportMember(imp) => match self.import_module(imp) {
                 ModuleResolution::Project(m) => self
@@ -510,9 +522,9 @@ impl Resolver<'_> {
             }
             ImportKind::From { name, alias } => {
                 let member = match self.import_module(imp) {
-                    ModuleResolution::Project(m) => self
-                        .module_member(&m, name, depth + 1)
-                        .unwrap_or_else(Resolved::unresolved),
+                    ModuleResolution::Project(m) => {
+                        self.imported_member(self.file, &m, name, depth + 1)
+                    }
                     ModuleResolution::External => Resolved::external(),
                     ModuleResolution::Missing => Resolved::unresolved(),
                 };
@@ -524,6 +536,25 @@ impl Resolver<'_> {
             }
             ImportKind::Star => Resolved::unresolved(),
         }
+    }
+
+    /// What `from m import name` written in `from` binds. A package importing from itself
+    /// (`from . import x` in `__init__.py`) means its submodule, not its own binding.
+    fn imported_member(
+        &mut self,
+        from: SourceFile,
+        m: &ModuleRef,
+        name: &str,
+        depth: u32,
+    ) -> Resolved {
+        if *m == ModuleRef::File(from) {
+            return match self.lang.submodule(self.map, m, name) {
+                Some(sm) => Resolved::new(Target::Module(sm.clone()), Entity::Module(sm)),
+                None => Resolved::unresolved(),
+            };
+        }
+        self.module_member(m, name, depth)
+            .unwrap_or_else(Resolved::unresolved)
     }
 
     /// `module.name`: a top-level item of the module's files, a glob re-export, or a submodule.
@@ -593,9 +624,7 @@ impl Resolver<'_> {
             }
             ImportKind::From { name, alias } => {
                 let member = match self.resolve_module_from(f, &spec.module, spec.level) {
-                    ModuleResolution::Project(m) => self
-                        .module_member(&m, name, depth + 1)
-                        .unwrap_or_else(Resolved::unresolved),
+                    ModuleResolution::Project(m) => self.imported_member(f, &m, name, depth + 1),
                     ModuleResolution::External => Resolved::external(),
                     ModuleResolution::Missing => Resolved::unresolved(),
                 };
@@ -713,6 +742,28 @@ impl Resolver<'_> {
                 None
             }
         }
+    }
+
+    /// A member found in the bases of `class` (not in the class itself): `super().name`.
+    fn base_member(&mut self, class: &DefId, name: &str, depth: u32) -> Option<Resolved> {
+        let bases = match &class.key {
+            DefKey::Path(key) => {
+                let iface = file_interface(self.db, class.file);
+                let &item = iface.keys.get(key)?;
+                iface.items.get(item as usize)?.bases.clone()
+            }
+            DefKey::Local(d) => self.index.def(*d)?.bases.clone(),
+        };
+        for base in bases {
+            if let Entity::Def(bid, kind) = self.dotted_in(class.file, &base, depth + 1)
+                && kind.has_members()
+                && bid != *class
+                && let Some(r) = self.class_member(&bid, name, depth + 1)
+            {
+                return Some(r);
+            }
+        }
+        None
     }
 
     /// What a dotted name written at the top level of `file` denotes.

@@ -431,7 +431,7 @@ fn member_references_include_probable_ones_marked() {
             "#,
             false
         ),
-        ["a.py:3:14", "a.py:5:9 (probable)", "a.py:6:7 (probable)"]
+        ["a.py:3:14", "a.py:5:9", "a.py:6:7 (probable)"]
     );
 }
 
@@ -456,6 +456,10 @@ fn rename_across_files_keeps_probable_apart() {
     assert_eq!(
         exact,
         [
+            (
+                "app.py".to_owned(),
+                "from lib import Job\ndef go(j):\n    Job().launch()\n    j.start()\n".to_owned()
+            ),
             (
                 "lib.py".to_owned(),
                 "__all__ = [\"Job\"]\nclass Job:\n    def launch(self): pass\n    def again(self):\n        self.launch()\n".to_owned()
@@ -796,4 +800,61 @@ fn syntax_errors_leave_the_rest_analysed() {
     );
     let stats = f.analysis().stats().expect("stats");
     assert_eq!(stats.parse_errors, 1);
+}
+
+#[test]
+fn instance_of_called_class_and_super_resolve_exactly() {
+    assert_eq!(
+        defs(
+            r#"
+            class Shape:
+                def area(self): pass
+            Shape().area$0()
+            "#
+        ),
+        ["main.py:2:9"]
+    );
+    assert_eq!(
+        defs(
+            r#"
+            //- /base.py
+            class Base:
+                def __init__(self, x): pass
+            //- /main.py
+            from base import Base
+            class Child(Base):
+                def __init__(self):
+                    super().__init__$0(1)
+            "#
+        ),
+        ["base.py:2:9"]
+    );
+    // A function's result is unknown: probable.
+    assert_eq!(
+        defs(
+            r#"
+            class Shape:
+                def area(self): pass
+            def make(): pass
+            make().area$0()
+            "#
+        ),
+        ["main.py:2:9 (probable)"]
+    );
+}
+
+#[test]
+fn package_importing_its_own_submodule() {
+    assert_eq!(
+        defs(
+            r#"
+            //- /pkg/__init__.py
+            from . import tools
+            tools.go$0()
+            //- /pkg/tools.py
+            def go(): pass
+            "#
+        ),
+        ["pkg/tools.py:1:5"]
+    );
 }

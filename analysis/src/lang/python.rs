@@ -381,7 +381,11 @@ struct SelfCtx {
     name: Name,
 }
 
+/// Syntax nesting beyond which the walk goes flat (see `Walker::flat`).
+const MAX_NESTING: u32 = 200;
+
 struct Walker<'a> {
+    depth: u32,
     text: &'a str,
     index: FileIndex,
     scope: ScopeIdx,
@@ -392,6 +396,7 @@ struct Walker<'a> {
 impl<'a> Walker<'a> {
     fn new(text: &'a str, language: Language) -> Walker<'a> {
         Walker {
+            depth: 0,
             text,
             index: FileIndex::empty(Some(language)),
             scope: 0,
@@ -559,6 +564,16 @@ impl<'a> Walker<'a> {
     }
 
     fn stmt(&mut self, node: Node<'_>) {
+        if self.depth > MAX_NESTING {
+            self.flat(node);
+            return;
+        }
+        self.depth += 1;
+        self.stmt_inner(node);
+        self.depth -= 1;
+    }
+
+    fn stmt_inner(&mut self, node: Node<'_>) {
         match node.kind() {
             "function_definition" => self.function(node, node),
             "class_definition" => self.class(node, node),
@@ -1336,6 +1351,35 @@ impl<'a> Walker<'a> {
     /// Records the references in an expression; returns the reference the expression *is*
     /// (for `a` and `a.b`), so that attribute accesses can chain.
     fn expr(&mut self, node: Node<'_>) -> Option<RefIdx> {
+        if self.depth > MAX_NESTING {
+            self.flat(node);
+            return None;
+        }
+        self.depth += 1;
+        let r = self.expr_inner(node);
+        self.depth -= 1;
+        r
+    }
+
+    /// Deeply nested code (generated tables, long operator chains): every identifier is a
+    /// plain name reference, walked without recursion so the stack cannot overflow.
+    fn flat(&mut self, node: Node<'_>) {
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            if n.kind() == "identifier" {
+                self.push_ref(self.name(n), Self::range(n), Qualifier::None, false);
+                continue;
+            }
+            if matches!(n.kind(), "string" | "comment") {
+                continue;
+            }
+            let mut cursor = n.walk();
+            let children: Vec<Node<'_>> = n.named_children(&mut cursor).collect();
+            stack.extend(children.into_iter().rev());
+        }
+    }
+
+    fn expr_inner(&mut self, node: Node<'_>) -> Option<RefIdx> {
         match node.kind() {
             "identifier" => {
                 Some(self.push_ref(self.name(node), Self::range(node), Qualifier::None, false))
@@ -1344,6 +1388,19 @@ impl<'a> Walker<'a> {
                 let object = node.child_by_field_name("object");
                 let attr = node.child_by_field_name("attribute")?;
                 let qualifier = match object {
+                    Some(o) if o.kind() == "call" => {
+                        let func = o.child_by_field_name("function");
+                        let is_super = func.is_some_and(|f| self.src(f) == "super");
+                        let f_ref = func.and_then(|f| self.expr(f));
+                        if let Some(args) = o.child_by_field_name("arguments") {
+                            self.expr(args);
+                        }
+                        match (&self.self_ctx, f_ref) {
+                            (Some(ctx), _) if is_super => Qualifier::SuperOf(ctx.class),
+                            (_, Some(f)) => Qualifier::CallResult(f),
+                            _ => Qualifier::Unknown,
+                        }
+                    }
                     Some(o) => {
                         let is_self = o.kind() == "identifier"
                             && self
@@ -1691,6 +1748,20 @@ mod tests {
         }
         let f = idx.defs.iter().find(|d| &*d.name == "f").expect("f");
         assert_eq!(f.signature.as_deref(), Some("def f(a, *b, c=1, **d)"));
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let mut text = String::from("x = 0");
+        for i in 0..20_000 {
+            text.push_str(&format!(" + a{i}"));
+        }
+        text.push('\n');
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || index(&text).refs.len())
+            .expect("thread");
+        assert_eq!(handle.join().expect("no overflow"), 20_000);
     }
 
     #[test]
