@@ -409,42 +409,76 @@ fn apply_with_hook(
         staged.push(temp);
     }
 
-    // 4. Rename (or delete) into place; on failure put back what was already replaced.
+    // 4. Rename (or delete) into place; on failure put back what was already replaced. Each
+    //    file is checked again right before: staging takes time, and an editor may have saved
+    //    the file meanwhile — its content must not be lost silently.
     let mut done: Vec<&Planned> = Vec::new();
     let mut staged = staged.into_iter();
     for p in &writes {
         let temp = staged.next().flatten();
-        let result = before_commit(&p.change.path).and_then(|()| match temp {
-            Some(t) => t.persist(&p.target).map(drop).map_err(|e| e.error),
-            None => fs::remove_file(&p.target),
-        });
-        if let Err(source) = result {
-            let action = match p.action {
-                Action::Delete => "delete the file",
-                _ => "replace the file",
-            };
+        let action = match p.action {
+            Action::Delete => "delete the file",
+            _ => "replace the file",
+        };
+        let outcome = match recheck(p) {
+            Err(e) => Err(Failure::Io("read the file again", e)),
+            Ok(Some(conflict)) => Err(Failure::Conflict(conflict)),
+            Ok(None) => before_commit(&p.change.path)
+                .and_then(|()| match temp {
+                    Some(t) => t.persist(&p.target).map(drop).map_err(|e| e.error),
+                    None => fs::remove_file(&p.target),
+                })
+                .map_err(|e| Failure::Io(action, e)),
+        };
+        if let Err(failure) = outcome {
             drop(staged);
             let unrestored = roll_back(&done);
             remove_created_dirs(&created_dirs);
-            return Err(if unrestored.is_empty() {
-                ApplyError::Io {
-                    path: p.change.path.clone(),
+            let path = p.change.path.clone();
+            return Err(match (failure, unrestored.is_empty()) {
+                (Failure::Conflict(c), true) => ApplyError::Conflict(vec![c]),
+                (Failure::Io(action, source), true) => ApplyError::Io {
+                    path,
                     action,
                     source,
-                }
-            } else {
-                ApplyError::RollbackFailed {
-                    path: p.change.path.clone(),
+                },
+                (Failure::Conflict(c), false) => ApplyError::RollbackFailed {
+                    path,
+                    action,
+                    source: io::Error::other(c.to_string()),
+                    unrestored,
+                },
+                (Failure::Io(action, source), false) => ApplyError::RollbackFailed {
+                    path,
                     action,
                     source,
                     unrestored,
-                }
+                },
             });
         }
         done.push(p);
     }
 
     Ok(inverse_of(cs, &plan))
+}
+
+enum Failure {
+    Conflict(FileConflict),
+    Io(&'static str, io::Error),
+}
+
+/// The file's state now, if it is no longer the one checked in step 1.
+fn recheck(p: &Planned) -> io::Result<Option<FileConflict>> {
+    let found = match fs::read(&p.target) {
+        Ok(bytes) => Some(content_hash(&bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    Ok((found != p.change.base_hash).then(|| FileConflict {
+        path: p.change.path.clone(),
+        expected: p.change.base_hash.clone(),
+        found,
+    }))
 }
 
 /// `root/path`, refusing a path that passes through a symbolic link or a non-directory.
@@ -1499,6 +1533,39 @@ mod tests {
             names,
             ["a.txt", "b.txt", "c.txt"],
             "no temporary files left"
+        );
+    }
+
+    #[test]
+    fn a_file_changed_during_apply_is_a_conflict_and_nothing_stays_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        fs::write(root.join("a.txt"), "a\n").unwrap();
+        fs::write(root.join("b.txt"), "b\n").unwrap();
+        let change = cs(vec![
+            modify("a.txt", "a\n", vec![edit(0, 1, "A")]),
+            modify("b.txt", "b\n", vec![edit(0, 1, "B")]),
+        ]);
+        // An editor saves b.txt after the hashes were checked, while a.txt is being renamed.
+        let err = apply_with_hook(&root, &change, &mut |path| {
+            if path == "a.txt" {
+                fs::write(root.join("b.txt"), "saved by the editor\n")?;
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        let ApplyError::Conflict(conflicts) = &err else {
+            panic!("expected a conflict, got {err}");
+        };
+        assert_eq!(conflicts[0].path, "b.txt");
+        assert_eq!(
+            conflicts[0].found,
+            Some(content_hash(b"saved by the editor\n"))
+        );
+        assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "a\n");
+        assert_eq!(
+            fs::read_to_string(root.join("b.txt")).unwrap(),
+            "saved by the editor\n"
         );
     }
 

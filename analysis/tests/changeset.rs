@@ -220,6 +220,7 @@ fn unified_diff_applies_with_git_and_matches_apply() {
         ("gone_empty.txt", ""),
         ("quoted \"name\".txt", "q\n"),
         ("spaced name.txt", "s\n"),
+        ("src/ünï.py", "u = 1\n"),
     ];
     let py = base_files[0].1;
     let def = py.find("main():").expect("def");
@@ -247,6 +248,7 @@ fn unified_diff_applies_with_git_and_matches_apply() {
             delete("gone_empty.txt", ""),
             modify("quoted \"name\".txt", "q\n", vec![edit(0, 1, "Q")]),
             modify("spaced name.txt", "s\n", vec![edit(2, 2, "added")]),
+            modify("src/ünï.py", "u = 1\n", vec![edit(4, 5, "2")]),
             create("added/new.txt", "new file\nno newline"),
             create("added/empty.txt", ""),
         ],
