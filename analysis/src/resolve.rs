@@ -701,6 +701,16 @@ impl Resolver<'_> {
                 if let Some(&m) = it.members.get(name) {
                     return Some(self.item(class.file, &iface, m, depth));
                 }
+                if it.import.is_some() {
+                    // An import binding used as a container (`use a::Kind; use Kind::*;`).
+                    return match self.item(class.file, &iface, item, depth + 1).entity {
+                        Entity::Def(real, kind) if kind.has_members() && real != *class => {
+                            self.class_member(&real, name, depth + 1)
+                        }
+                        Entity::Module(m) => self.module_member(&m, name, depth + 1),
+                        _ => None,
+                    };
+                }
                 let member_key = format!("{key}.{name}");
                 for f in self.lang.member_files(self.map, class.file) {
                     let other = file_interface(self.db, f);

@@ -186,3 +186,55 @@ fn typescript_body_edit_recomputes_no_other_file() {
         );
     }
 }
+
+const RS_LIB: &str =
+    "pub mod shapes;\n\n/// Adds one.\npub fn add(x: i32) -> i32 {\n    x + 1\n}\n";
+const RS_LIB_BODY_EDIT: &str = "pub mod shapes;\n\n/// Adds one.\npub fn add(x: i32) -> i32 {\n    let y = x * 2;\n    // a new line shifts every position below\n    y + 1\n}\n";
+const RS_SHAPES: &str = "pub struct Circle { pub r: f64 }\n\nimpl Circle {\n    pub fn area(&self) -> f64 {\n        self.r * self.r\n    }\n}\n";
+const RS_SHAPES_BODY_EDIT: &str = "pub struct Circle { pub r: f64 }\n\nimpl Circle {\n    pub fn area(&self) -> f64 {\n        let r = self.r;\n        r * r * 1.0\n    }\n}\n";
+
+#[test]
+fn rust_body_edit_recomputes_no_other_file() {
+    let mut host = AnalysisHost::new();
+    host.set_file("Cargo.toml", "[package]\nname = \"geo\"\n");
+    host.set_file("src/lib.rs", RS_LIB);
+    host.set_file("src/shapes.rs", RS_SHAPES);
+    host.set_file(
+        "src/main.rs",
+        "use geo::shapes::Circle;\n\nfn main() {\n    let c = Circle { r: 1.0 };\n    let _ = geo::add(1) as f64 + c.area();\n}\n",
+    );
+    let refs = |host: &AnalysisHost| {
+        let a = host.snapshot();
+        a.stats().expect("stats");
+        a.references(
+            &FilePosition {
+                path: "src/main.rs".into(),
+                line: 5,
+                column: 18,
+            },
+            true,
+        )
+        .expect("refs")
+        .len()
+    };
+    assert_eq!(refs(&host), 2);
+    for (path, edit) in [
+        ("src/lib.rs", RS_LIB_BODY_EDIT),
+        ("src/shapes.rs", RS_SHAPES_BODY_EDIT),
+    ] {
+        let edited = host.file(path).expect("file").as_id();
+        host.record_executions(true);
+        host.set_file(path, edit);
+        assert_eq!(refs(&host), 2);
+        let executed = host.take_executions();
+        let others: Vec<&Execution> = executed.iter().filter(|e| e.key != edited).collect();
+        assert!(
+            others.is_empty(),
+            "{path}: other files recomputed: {others:?}"
+        );
+        assert!(
+            executed.iter().any(|e| e.query == "file_resolution"),
+            "{executed:?}"
+        );
+    }
+}

@@ -42,6 +42,7 @@
 
 pub mod go;
 pub mod python;
+pub mod rust;
 pub mod typescript;
 
 use crate::model::{FileIndex, ScopeKind};
@@ -208,6 +209,6 @@ pub fn module_for(language: Language) -> Option<&'static dyn LanguageModule> {
             Some(&typescript::TypeScript)
         }
         Language::Go => Some(&go::Go),
-        _ => None,
+        Language::Rust => Some(&rust::Rust),
     }
 }
