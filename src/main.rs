@@ -30,6 +30,8 @@ struct Cli {
 enum Command {
     /// Print the effective configuration (file, environment and defaults merged) as TOML
     Config(cmd::config::Args),
+    /// Analyse a project: stats, definitions, references, rename plans, documentation gaps
+    Analyze(cmd::analyze::Args),
 }
 
 /// Exit codes shared by every subcommand.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Command::Config(args) => cmd::config::run(&args, &source, &global),
+        Command::Analyze(args) => cmd::analyze::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -77,10 +80,11 @@ fn config_failure(err: &ConfigError) -> ExitCode {
 /// Precedence: `--log-level` > `RUST_LOG` > config/`HIVESYNC_LOG_LEVEL`.
 fn init_tracing(flag: Option<LogLevel>, configured: LogLevel) {
     use tracing_subscriber::EnvFilter;
+    // salsa logs every query execution at `info`: keep it quiet unless RUST_LOG asks for it.
+    let level = |l: LogLevel| EnvFilter::new(format!("{},salsa=warn", l.as_str()));
     let filter = match flag {
-        Some(level) => EnvFilter::new(level.as_str()),
-        None => EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(configured.as_str())),
+        Some(l) => level(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| level(configured)),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)

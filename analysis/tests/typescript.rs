@@ -437,6 +437,39 @@ fn require_and_module_exports() {
     );
 }
 
+#[test]
+fn compiled_commonjs_output_reexports() {
+    let fixture = r#"
+        //- /dist/map.js
+        "use strict";
+        Object.defineProperty(exports, "__esModule", { value: true });
+        exports.map = exports.unused = void 0;
+        function map(project) { return project; }
+        exports.map = map;
+        //- /dist/filter.js
+        exports.filter = function (p) { return p; };
+        //- /dist/index.js
+        "use strict";
+        var map_1 = require("./map");
+        Object.defineProperty(exports, "map", { enumerable: true, get: function () { return map_1.map; } });
+        __exportStar(require("./filter"), exports);
+        //- /app.js
+        const rx = require('./dist');
+        rx.map$0(1);
+        rx.filter(2);
+        "#;
+    assert_eq!(defs(fixture), ["dist/map.js:4:10"]);
+    assert_eq!(
+        defs(
+            &fixture
+                .replace("map$0(1)", "map(1)")
+                .replace("rx.filter(", "rx.filter$0(")
+        ),
+        ["dist/filter.js:1:9"]
+    );
+    assert_eq!(diagnostics(fixture), Vec::<String>::new());
+}
+
 // ---- scopes ------------------------------------------------------------------------------------
 
 #[test]
@@ -687,6 +720,39 @@ fn jsx_element_names_reference_components() {
             "page.jsx:2:55",
             "page.jsx:2:62"
         ]
+    );
+}
+
+#[test]
+fn typed_variables_parameters_and_fields_resolve_members_exactly() {
+    let fixture = r#"
+        //- /service.ts
+        export class Service {
+          run() {}
+        }
+        //- /main.ts
+        import { Service } from './service';
+        function use(s: Service) {
+          s.run$0();
+        }
+        const made = new Service();
+        made.run();
+        let typed: Service;
+        typed.run();
+        class Holder {
+          constructor(private readonly svc: Service) {}
+          go() { this.svc.run(); }
+        }
+        "#;
+    assert_eq!(defs(fixture), ["service.ts:2:3"]);
+    assert_eq!(
+        refs(
+            &fixture
+                .replace("run$0()", "run()")
+                .replace("run() {}", "run$0() {}"),
+            false
+        ),
+        ["main.ts:3:5", "main.ts:6:6", "main.ts:8:7", "main.ts:11:19"]
     );
 }
 

@@ -1,3 +1,4 @@
 //! One module per subcommand: flags → typed role config → library call → terminal output.
 
+pub mod analyze;
 pub mod config;

@@ -260,6 +260,88 @@ const BUILTINS: &[&str] = &[
     "PropertyDescriptor",
     "TemplateStringsArray",
     "NodeJS",
+    "BooleanConstructor",
+    "NumberConstructor",
+    "StringConstructor",
+    "ArrayConstructor",
+    "ObjectConstructor",
+    "FunctionConstructor",
+    "PromiseConstructor",
+    "PromiseConstructorLike",
+    "ErrorConstructor",
+    "ArrayBufferLike",
+    "ArrayBufferView",
+    "IteratorResult",
+    "IteratorYieldResult",
+    "IteratorReturnResult",
+    "CallableFunction",
+    "NewableFunction",
+    "ClassDecorator",
+    "PropertyDecorator",
+    "MethodDecorator",
+    "ParameterDecorator",
+    "TypedPropertyDescriptor",
+    "bigint",
+    "symbol",
+    "object",
+    "unknown",
+    "never",
+    "any",
+    // DOM and Web API types commonly named in annotations.
+    "XMLHttpRequest",
+    "XMLHttpRequestResponseType",
+    "XMLHttpRequestEventTarget",
+    "RequestInit",
+    "RequestInfo",
+    "ResponseInit",
+    "HeadersInit",
+    "BodyInit",
+    "ProgressEvent",
+    "MessageEvent",
+    "CloseEvent",
+    "ErrorEvent",
+    "KeyboardEvent",
+    "MouseEvent",
+    "PointerEvent",
+    "FocusEvent",
+    "InputEvent",
+    "TouchEvent",
+    "WheelEvent",
+    "DragEvent",
+    "AnimationEvent",
+    "TransitionEvent",
+    "UIEvent",
+    "EventListener",
+    "EventListenerOrEventListenerObject",
+    "AddEventListenerOptions",
+    "EventListenerOptions",
+    "FrameRequestCallback",
+    "ReadableStream",
+    "WritableStream",
+    "TransformStream",
+    "DOMHighResTimeStamp",
+    "HTMLInputElement",
+    "HTMLDivElement",
+    "HTMLButtonElement",
+    "HTMLFormElement",
+    "HTMLCanvasElement",
+    "HTMLImageElement",
+    "HTMLAnchorElement",
+    "SVGElement",
+    "Document",
+    "Window",
+    "Storage",
+    "MutationObserver",
+    "IntersectionObserver",
+    "ResizeObserver",
+    "Image",
+    "Audio",
+    "MessageChannel",
+    "MessagePort",
+    "BroadcastChannel",
+    "indexedDB",
+    "getComputedStyle",
+    "matchMedia",
 ];
 
 /// A parsed config and the text it was parsed from.
@@ -834,6 +916,8 @@ struct Walker<'a> {
     self_import: Option<ImportIdx>,
     /// Namespace body scopes → the namespace definition.
     namespaces: HashMap<ScopeIdx, DefIdx>,
+    /// The conditional type whose `infer X` bindings are being collected.
+    infer_scope: Option<ScopeIdx>,
 }
 
 impl<'a> Walker<'a> {
@@ -850,6 +934,7 @@ impl<'a> Walker<'a> {
             is_module: false,
             self_import: None,
             namespaces: HashMap::new(),
+            infer_scope: None,
         }
     }
 
@@ -881,6 +966,24 @@ impl<'a> Walker<'a> {
         for (i, d) in self.index.defs.iter().enumerate() {
             if let Some(key) = &d.key {
                 self.index.by_key.entry(key.clone()).or_insert(i as DefIdx);
+            }
+        }
+        // `exports.x` naming nothing this file exports (and no `export *` could supply it):
+        // an unknown property, not a broken import.
+        if let Some(own) = self.self_import
+            && self.index.scopes[0].stars.is_empty()
+        {
+            let exported: HashSet<Name> = self
+                .index
+                .defs
+                .iter()
+                .filter(|d| d.scope == 0 && d.key.is_some())
+                .map(|d| d.name.clone())
+                .collect();
+            for r in &mut self.index.refs {
+                if r.qualifier == Qualifier::ImportMember(own) && !exported.contains(&r.name) {
+                    r.qualifier = Qualifier::Unknown;
+                }
             }
         }
         self.index
@@ -1153,6 +1256,7 @@ impl<'a> Walker<'a> {
                     match c.kind() {
                         "internal_module" | "module" => self.namespace(c),
                         "assignment_expression" if self.scope == 0 && self.cjs_export(c) => {}
+                        "call_expression" if self.scope == 0 && self.cjs_call(c) => {}
                         _ => {
                             self.expr(c);
                         }
@@ -1797,6 +1901,22 @@ impl<'a> Walker<'a> {
                         (ctor_class, modifiers.is_empty(), pattern.kind())
                     {
                         self.parameter_property(class, pattern, p);
+                    } else if pattern.kind() == "identifier" {
+                        // `p: Type`: members of `p` are looked up in `Type`.
+                        let mut spec = Binding::new(
+                            self.name(pattern),
+                            SymbolKind::Parameter,
+                            Self::range(pattern),
+                            Self::range(p),
+                        );
+                        spec.signature = sig;
+                        spec.bases = p
+                            .child_by_field_name("type")
+                            .and_then(|t| self.type_name(t))
+                            .into_iter()
+                            .collect();
+                        let scope = self.scope;
+                        self.declare(scope, spec);
                     } else {
                         self.pattern(pattern, DeclKind::Param, p, sig);
                     }
@@ -1821,6 +1941,11 @@ impl<'a> Walker<'a> {
             Self::range(param),
         );
         spec.signature = Some(truncate(&collapse_ws(self.src(param)), 120));
+        spec.bases = param
+            .child_by_field_name("type")
+            .and_then(|t| self.type_name(t))
+            .into_iter()
+            .collect();
         let field = match self.declare(body, spec) {
             Some(f) => f,
             None => {
@@ -2202,6 +2327,14 @@ impl<'a> Walker<'a> {
                 "property_signature" => SymbolKind::Field,
                 "method_signature" => SymbolKind::Method,
                 "comment" => continue,
+                "call_signature" | "construct_signature" => {
+                    self.signature(m);
+                    continue;
+                }
+                "index_signature" => {
+                    self.index_signature(m);
+                    continue;
+                }
                 _ => {
                     self.children(m);
                     continue;
@@ -2222,31 +2355,42 @@ impl<'a> Walker<'a> {
                 }
                 self.declare(class_scope, spec);
             }
-            // Signature types (parameter names in signatures bind nothing).
             if kind == SymbolKind::Method {
-                let scope = self.new_scope(ScopeKind::Function, m, None);
-                self.scope = scope;
-                self.type_params(m);
-                if let Some(params) = m.child_by_field_name("parameters") {
-                    self.signature_types(params);
-                }
-                if let Some(r) = m.child_by_field_name("return_type") {
-                    self.expr(r);
-                }
+                self.signature(m);
             } else if let Some(t) = m.child_by_field_name("type") {
                 self.expr(t);
             }
         }
     }
 
-    /// The types in a parameter list of a signature without a body.
-    fn signature_types(&mut self, params: Node<'_>) {
-        let mut cursor = params.walk();
-        let children: Vec<Node<'_>> = params.named_children(&mut cursor).collect();
-        for p in children {
-            if let Some(t) = p.child_by_field_name("type") {
-                self.expr(t);
+    /// A signature without a body (method, call and construct signatures, function types):
+    /// its own scope holding its type parameters and parameters (which type predicates such
+    /// as `x is T` refer to).
+    fn signature(&mut self, node: Node<'_>) {
+        let saved = self.scope;
+        let scope = self.new_scope(ScopeKind::Function, node, None);
+        self.scope = scope;
+        self.type_params(node);
+        if let Some(params) = node.child_by_field_name("parameters") {
+            self.parameters(params, None);
+        }
+        for field in ["return_type", "type"] {
+            if let Some(r) = node.child_by_field_name(field) {
+                self.expr(r);
             }
+        }
+        self.scope = saved;
+    }
+
+    /// `[key: string]: T` — the key name binds nothing; the types are references.
+    fn index_signature(&mut self, node: Node<'_>) {
+        let mut cursor = node.walk();
+        let parts: Vec<Node<'_>> = node
+            .named_children(&mut cursor)
+            .filter(|c| c.kind() != "identifier" && c.kind() != "mapped_type_clause")
+            .collect();
+        for p in parts {
+            self.expr(p);
         }
     }
 
@@ -2895,9 +3039,137 @@ impl<'a> Walker<'a> {
             return false;
         }
         self.is_module = true;
+        // `exports.a = exports.b = void 0;` (TypeScript's CommonJS output) declares names that
+        // are assigned for real later on.
+        if right.kind() == "assignment_expression" && self.cjs_export(right) {
+            return true;
+        }
+        if right.kind() == "unary_expression" && self.src(right).replace(' ', "") == "void0" {
+            return true;
+        }
         let name = self.name(prop);
         self.export_property(name, prop, right, node);
         true
+    }
+
+    /// Top-level calls of CommonJS output: `Object.defineProperty(exports, "x", { get: … })`
+    /// re-exports and `__exportStar(require("./m"), exports)`.
+    fn cjs_call(&mut self, call: Node<'_>) -> bool {
+        let (Some(function), Some(args)) = (
+            call.child_by_field_name("function"),
+            call.child_by_field_name("arguments"),
+        ) else {
+            return false;
+        };
+        let mut cursor = args.walk();
+        let args: Vec<Node<'_>> = args
+            .named_children(&mut cursor)
+            .filter(|a| a.kind() != "comment")
+            .collect();
+        let callee = self.src(function);
+        let callee_name = callee.rsplit('.').next().unwrap_or(callee);
+        if matches!(callee_name, "__exportStar" | "__export")
+            && let Some(src) = args.first().and_then(|a| self.require_source(*a))
+        {
+            self.is_module = true;
+            let imp = self.push_import(self.name(src), ImportKind::Star, src);
+            self.index.scopes[0].stars.push(imp);
+            return true;
+        }
+        if callee != "Object.defineProperty" || args.len() != 3 || !self.is_exports_object(args[0])
+        {
+            return false;
+        }
+        let Some(key) = string_fragment(args[1]) else {
+            return false;
+        };
+        self.is_module = true;
+        let exported = self.name(key);
+        if &*exported == "__esModule" {
+            return true;
+        }
+        // `{ enumerable: true, get: function () { return m_1.name; } }`
+        let returned = self.getter_result(args[2]);
+        let Some(member) = returned.filter(|r| r.kind() == "member_expression") else {
+            self.expr(args[2]);
+            return true;
+        };
+        let (Some(object), Some(prop)) = (
+            member.child_by_field_name("object"),
+            member.child_by_field_name("property"),
+        ) else {
+            return true;
+        };
+        let module = self.index.scopes[0]
+            .names
+            .get(self.src(object))
+            .and_then(|&d| self.index.def(d))
+            .and_then(|d| d.import)
+            .and_then(|i| self.index.imports.get(i as usize))
+            .filter(|i| matches!(i.kind, ImportKind::Module { .. }))
+            .map(|i| i.module.clone());
+        self.expr(object);
+        let Some(module) = module else {
+            return true;
+        };
+        let name = self.name(prop);
+        let alias = (name != exported).then(|| exported.clone());
+        let imp = self.push_import(
+            module,
+            ImportKind::From {
+                name: name.clone(),
+                alias,
+            },
+            key,
+        );
+        let mut spec = Binding::new(
+            exported,
+            SymbolKind::Import,
+            Self::range(key),
+            Self::range(call),
+        );
+        spec.import = Some(imp);
+        spec.signature = Some(truncate(&collapse_ws(first_line(self.src(call))), 160));
+        let d = self.push_def(0, None, spec);
+        self.always_keyed.insert(d);
+        self.push_ref(name, Self::range(prop), Qualifier::ImportMember(imp), false);
+        true
+    }
+
+    /// The expression a property descriptor's `get` function returns.
+    fn getter_result<'t>(&self, descriptor: Node<'t>) -> Option<Node<'t>> {
+        if descriptor.kind() != "object" {
+            return None;
+        }
+        let mut cursor = descriptor.walk();
+        let pairs: Vec<Node<'t>> = descriptor.named_children(&mut cursor).collect();
+        for p in pairs {
+            let (key, body) = match p.kind() {
+                "pair" => (
+                    p.child_by_field_name("key"),
+                    p.child_by_field_name("value")
+                        .and_then(|f| f.child_by_field_name("body")),
+                ),
+                "method_definition" => {
+                    (p.child_by_field_name("name"), p.child_by_field_name("body"))
+                }
+                _ => continue,
+            };
+            let (Some(key), Some(body)) = (key, body) else {
+                continue;
+            };
+            if self.src(key) != "get" {
+                continue;
+            }
+            if body.kind() != "statement_block" {
+                return Some(body);
+            }
+            let ret = body
+                .named_child(0)
+                .filter(|r| r.kind() == "return_statement")?;
+            return ret.named_child(0);
+        }
+        None
     }
 
     /// `module.exports` (not shadowed by a local `module`).
@@ -3357,26 +3629,9 @@ impl<'a> Walker<'a> {
                             }
                         }
                         "method_signature" | "call_signature" | "construct_signature" => {
-                            if let Some(p) = m.child_by_field_name("parameters") {
-                                self.signature_types(p);
-                            }
-                            if let Some(r) = m.child_by_field_name("return_type") {
-                                self.expr(r);
-                            }
+                            self.signature(m);
                         }
-                        "index_signature" => {
-                            let mut cursor = m.walk();
-                            let parts: Vec<Node<'_>> = m
-                                .named_children(&mut cursor)
-                                .filter(|c| c.kind() != "mapped_type_clause")
-                                .collect();
-                            for p in parts {
-                                if p.kind() == "identifier" {
-                                    continue;
-                                }
-                                self.expr(p);
-                            }
-                        }
+                        "index_signature" => self.index_signature(m),
                         _ => {
                             self.expr(m);
                         }
@@ -3386,21 +3641,47 @@ impl<'a> Walker<'a> {
                 None
             }
             "function_type" | "constructor_type" => {
+                self.signature(node);
+                None
+            }
+            "conditional_type" => {
+                // `L extends R ? C : A`: `infer X` in R binds X for C.
+                if let Some(l) = node.child_by_field_name("left") {
+                    self.expr(l);
+                }
+                let saved = (self.scope, self.infer_scope);
                 let scope = self.new_scope(ScopeKind::Block, node, None);
-                let saved = self.scope;
                 self.scope = scope;
-                self.type_params(node);
-                if let Some(p) = node.child_by_field_name("parameters") {
-                    self.signature_types(p);
+                self.infer_scope = Some(scope);
+                for field in ["right", "consequence"] {
+                    if let Some(c) = node.child_by_field_name(field) {
+                        self.expr(c);
+                    }
                 }
-                if let Some(r) = node.child_by_field_name("return_type") {
-                    self.expr(r);
+                (self.scope, self.infer_scope) = saved;
+                if let Some(a) = node.child_by_field_name("alternative") {
+                    self.expr(a);
                 }
-                self.scope = saved;
                 None
             }
             "infer_type" => {
-                // `infer U` binds U in the conditional type; not tracked.
+                let mut cursor = node.walk();
+                let parts: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
+                for (i, p) in parts.into_iter().enumerate() {
+                    if i == 0 && p.kind() == "type_identifier" {
+                        let spec = Binding::new(
+                            self.name(p),
+                            SymbolKind::TypeAlias,
+                            Self::range(p),
+                            Self::range(node),
+                        );
+                        if let Some(scope) = self.infer_scope {
+                            self.declare(scope, spec);
+                        }
+                    } else {
+                        self.expr(p);
+                    }
+                }
                 None
             }
             "pair" => {

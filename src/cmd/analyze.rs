@@ -1,0 +1,401 @@
+//! `hivesync analyze`: the analysis engine from the command line. Loads a project directory
+//! (honouring `.gitignore`), runs one query and prints the answer — human-readable, or one JSON
+//! document on stdout with `--json`. Never writes to files.
+//!
+//! One variant of [`Command`] per sub-subcommand, one `fn` per variant.
+
+use anyhow::{Context, bail};
+use hivesync_analysis::{Analysis, AnalysisError, AnalysisHost, FilePosition, LoadReport};
+use hivesync_protocol::Confidence;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Files per language, definitions, references by confidence, parse errors, timings, memory
+    Stats(RootArgs),
+    /// Go to definition: where the symbol at PATH:LINE:COLUMN is defined
+    Defs(PosArgs),
+    /// Find references of the symbol at PATH:LINE:COLUMN
+    Refs(RefsArgs),
+    /// Plan renaming the symbol at PATH:LINE:COLUMN; prints the diff (never writes files)
+    Rename(RenameArgs),
+    /// Public definitions without documentation, with where the doc comment goes
+    DocsGaps(RootArgs),
+    /// Fuzzy search for definitions across the project
+    Symbols(SymbolsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RootArgs {
+    /// Project root [default: current directory]
+    #[arg(value_name = "ROOT")]
+    root: Option<PathBuf>,
+    /// Project root (same as ROOT)
+    #[arg(long = "root", value_name = "DIR", conflicts_with = "root")]
+    root_flag: Option<PathBuf>,
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct PosArgs {
+    /// PATH:LINE:COLUMN, 1-based, column counted in characters
+    #[arg(value_name = "POS")]
+    pos: String,
+    /// Project root [default: current directory]
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct RefsArgs {
+    #[command(flatten)]
+    pos: PosArgs,
+    /// Include the definition itself
+    #[arg(long)]
+    include_declaration: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct RenameArgs {
+    #[command(flatten)]
+    pos: PosArgs,
+    /// The new name
+    #[arg(value_name = "NEW_NAME")]
+    new_name: String,
+    /// Also rename probable references (matched by name only)
+    #[arg(long)]
+    include_probable: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SymbolsArgs {
+    /// What to search for (fuzzy, case-insensitive)
+    #[arg(value_name = "QUERY")]
+    query: String,
+    /// Project root [default: current directory]
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// At most this many results
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        Command::Stats(a) => stats(a),
+        Command::Defs(a) => defs(a),
+        Command::Refs(a) => refs(a),
+        Command::Rename(a) => rename(a),
+        Command::DocsGaps(a) => docs_gaps(a),
+        Command::Symbols(a) => symbols(a),
+    }
+}
+
+fn root_of(root: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let root = match root {
+        Some(r) => r.to_path_buf(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let canonical = root
+        .canonicalize()
+        .with_context(|| format!("project root {} does not exist", root.display()))?;
+    if !canonical.is_dir() {
+        bail!("project root {} is not a directory", root.display());
+    }
+    Ok(canonical)
+}
+
+fn load(root: &Path) -> anyhow::Result<(AnalysisHost, LoadReport)> {
+    let (host, report) = AnalysisHost::load_dir(root)?;
+    for skipped in &report.skipped {
+        tracing::warn!(path = %skipped.path, "skipped: {}", skipped.reason);
+    }
+    Ok((host, report))
+}
+
+/// Parses `PATH:LINE:COLUMN` into a position relative to `root`.
+fn position(pos: &str, root: &Path) -> anyhow::Result<FilePosition> {
+    let mut parts = pos.rsplitn(3, ':');
+    let (Some(column), Some(line), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+        bail!("bad position `{pos}`: expected PATH:LINE:COLUMN (e.g. src/app.py:12:5)");
+    };
+    let parse = |what: &str, v: &str| -> anyhow::Result<u32> {
+        match v.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => bail!("bad position `{pos}`: {what} must be a number starting at 1, got `{v}`"),
+        }
+    };
+    let (line, column) = (parse("LINE", line)?, parse("COLUMN", column)?);
+    let given = Path::new(path);
+    let absolute = if given.is_absolute() {
+        given.to_path_buf()
+    } else if given.exists() {
+        std::env::current_dir()?.join(given)
+    } else {
+        root.join(given)
+    };
+    let absolute = absolute
+        .canonicalize()
+        .with_context(|| format!("no such file: {path}"))?;
+    let rel = absolute
+        .strip_prefix(root)
+        .map_err(|_| anyhow::anyhow!("{path} is outside the project root {}", root.display()))?;
+    let rel: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Ok(FilePosition {
+        path: rel.join("/"),
+        line,
+        column,
+    })
+}
+
+/// A clearer message for a position in a file the loader skipped or cannot analyse.
+fn explain(err: AnalysisError, report: &LoadReport) -> anyhow::Error {
+    if let AnalysisError::FileNotFound(path) = &err {
+        if let Some(s) = report.skipped.iter().find(|s| &s.path == path) {
+            return anyhow::anyhow!("{path}: {}", s.reason);
+        }
+        return anyhow::anyhow!(
+            "{path} is not a source file of the project (unknown language, or ignored by .gitignore)"
+        );
+    }
+    err.into()
+}
+
+fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn stats(args: &RootArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let root = root_of(args.root.as_deref().or(args.root_flag.as_deref()))?;
+    let (host, report) = load(&root)?;
+    let analysis = host.snapshot();
+    let (index_time, resolve_time) = analysis.warm()?;
+    let count_started = Instant::now();
+    let stats = analysis.stats()?;
+    let count_time = count_started.elapsed();
+    let elapsed = started.elapsed();
+    let mut files_by_language = report.files_by_language.clone();
+    files_by_language.insert("other".into(), report.other_files);
+    let total: usize = files_by_language.values().sum();
+    let peak = peak_memory_bytes();
+    if args.json {
+        let doc = json!({
+            "root": root.display().to_string(),
+            "files": total,
+            "files_by_language": files_by_language,
+            "definitions": stats.definitions,
+            "references": stats.references,
+            "parse_errors": stats.parse_errors,
+            "skipped": report.skipped,
+            "elapsed_ms": ms(elapsed),
+            "phases_ms": {
+                "discover": ms(report.discover),
+                "read": ms(report.read),
+                "index": ms(index_time),
+                "resolve": ms(resolve_time),
+                "count": ms(count_time),
+            },
+            "peak_memory_bytes": peak,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("root          {}", root.display());
+    let langs: Vec<String> = files_by_language
+        .iter()
+        .map(|(l, n)| format!("{l} {n}"))
+        .collect();
+    println!("files         {total} ({})", langs.join(", "));
+    println!("definitions   {}", stats.definitions);
+    let r = &stats.references;
+    println!(
+        "references    exact {}, probable {}, unresolved {} (builtin {}, external {})",
+        r.exact, r.probable, r.unresolved, r.builtin, r.external
+    );
+    println!("parse errors  {} file(s)", stats.parse_errors);
+    if !report.skipped.is_empty() {
+        println!(
+            "skipped       {} file(s) (binary or not UTF-8)",
+            report.skipped.len()
+        );
+    }
+    println!(
+        "time          {:.1} ms (discover {:.1}, read {:.1}, index {:.1}, resolve {:.1}, count {:.1})",
+        ms(elapsed),
+        ms(report.discover),
+        ms(report.read),
+        ms(index_time),
+        ms(resolve_time),
+        ms(count_time)
+    );
+    if let Some(p) = peak {
+        println!("peak memory   {:.1} MB", p as f64 / 1_048_576.0);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open(root: Option<&Path>, pos: &str) -> anyhow::Result<(Analysis, LoadReport, FilePosition)> {
+    let root = root_of(root)?;
+    let pos = position(pos, &root)?;
+    let (host, report) = load(&root)?;
+    Ok((host.snapshot(), report, pos))
+}
+
+fn print_locations(locations: &[hivesync_analysis::Location], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "locations": locations }))?
+        );
+        return Ok(());
+    }
+    if locations.is_empty() {
+        println!("(none)");
+    }
+    for l in locations {
+        let note = match l.confidence {
+            Confidence::Exact => "",
+            Confidence::Probable => "  (probable)",
+        };
+        println!("{}:{}:{}{note}", l.path, l.line, l.column);
+    }
+    Ok(())
+}
+
+fn defs(args: &PosArgs) -> anyhow::Result<ExitCode> {
+    let (analysis, report, pos) = open(args.root.as_deref(), &args.pos)?;
+    let locations = analysis.definition(&pos).map_err(|e| explain(e, &report))?;
+    print_locations(&locations, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn refs(args: &RefsArgs) -> anyhow::Result<ExitCode> {
+    let (analysis, report, pos) = open(args.pos.root.as_deref(), &args.pos.pos)?;
+    let locations = analysis
+        .references(&pos, args.include_declaration)
+        .map_err(|e| explain(e, &report))?;
+    print_locations(&locations, args.pos.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rename(args: &RenameArgs) -> anyhow::Result<ExitCode> {
+    let (analysis, report, pos) = open(args.pos.root.as_deref(), &args.pos.pos)?;
+    let plan = match analysis.rename(&pos, &args.new_name) {
+        Ok(plan) => plan,
+        Err(AnalysisError::Rename(refusal)) => {
+            eprintln!("hivesync: rename refused: {refusal}");
+            return Ok(ExitCode::from(crate::exit::FAILURE));
+        }
+        Err(e) => return Err(explain(e, &report)),
+    };
+    let keep: &[Confidence] = if args.include_probable {
+        &[Confidence::Exact, Confidence::Probable]
+    } else {
+        &[Confidence::Exact]
+    };
+    let change = plan.change.filtered(keep);
+    if args.pos.json {
+        println!("{}", serde_json::to_string_pretty(&change)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut bases = BTreeMap::new();
+    for f in &change.files {
+        if let Some(text) = analysis.text(&f.path) {
+            bases.insert(f.path.clone(), text.to_string());
+        }
+    }
+    let diff = hivesync_analysis::changeset::render_unified_diff(&bases, &change)?;
+    print!("{diff}");
+    if plan.probable_edits > 0 && !args.include_probable {
+        eprintln!(
+            "note: {} probable reference(s) (matched by name only) left unchanged; add --include-probable to rename them too",
+            plan.probable_edits
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn docs_gaps(args: &RootArgs) -> anyhow::Result<ExitCode> {
+    let root = root_of(args.root.as_deref().or(args.root_flag.as_deref()))?;
+    let (host, _) = load(&root)?;
+    let gaps = host.snapshot().doc_gaps()?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "gaps": gaps }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for g in &gaps {
+        println!(
+            "{}:{}:{}  {} `{}` has no documentation (insert {}…{} at {}:{})",
+            g.path,
+            g.line,
+            g.column,
+            g.kind.name(),
+            g.qualified_name,
+            g.syntax.open,
+            g.syntax.close,
+            g.insert_line,
+            g.insert_column
+        );
+    }
+    println!("{} undocumented public definition(s)", gaps.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn symbols(args: &SymbolsArgs) -> anyhow::Result<ExitCode> {
+    let root = root_of(args.root.as_deref())?;
+    let (host, _) = load(&root)?;
+    let hits = host.snapshot().workspace_symbols(&args.query, args.limit)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "symbols": hits }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for h in &hits {
+        let name = match &h.container {
+            Some(c) => format!("{c}.{}", h.name),
+            None => h.name.clone(),
+        };
+        println!(
+            "{}:{}:{}  {} {name}",
+            h.path,
+            h.line,
+            h.column,
+            h.kind.name()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
