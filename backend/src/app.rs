@@ -1,0 +1,250 @@
+//! Assembling and running the server: [`build_state`] connects the parts chosen by the
+//! configuration, [`router`] wraps the routes in the cross-cutting layers (request ids,
+//! tracing, JSON errors, panic catching, timeouts, body limits), and [`Server`] listens and
+//! shuts down gracefully — in-flight requests finish, up to `shutdown_grace_seconds`.
+
+use crate::auth::{Passwords, load_or_create_secret};
+use crate::config::{Config, ConfigError, Resolved};
+use crate::error::{error_response, json_errors, method_not_allowed_fallback, not_found_fallback};
+use crate::routes::{api_router, ops::OpenApiJson};
+use crate::state::{AppState, Services};
+use crate::store::StoreError;
+use crate::store::sql::SqlStore;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::Response;
+use std::any::Any;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read or create the JWT secret in {path}: {source}")]
+    Secret {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("{0}")]
+    Startup(String),
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// Connects every part the configuration names and runs the migrations.
+pub async fn build_state(
+    resolved: Resolved,
+    services: Services,
+    shutdown: watch::Receiver<bool>,
+) -> Result<AppState, ServerError> {
+    let cfg = &resolved.config;
+    for dir in [&cfg.data_dir, &resolved.storage_dir] {
+        create_private_dir(dir).map_err(|source| ServerError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    if cfg.redis_url.is_some() && services.ephemeral.is_none() {
+        tracing::warn!(
+            "REDIS_URL is set but this build has no Redis store yet; ephemeral data stays in-process"
+        );
+    }
+    if cfg.amqp_url.is_some() && services.events.is_none() {
+        tracing::warn!(
+            "AMQP_URL is set but this build has no RabbitMQ fanout yet; events stay in-process"
+        );
+    }
+    let secret =
+        load_or_create_secret(cfg.jwt_secret.as_deref(), &cfg.data_dir).map_err(|source| {
+            ServerError::Secret {
+                path: cfg.data_dir.join("jwt_secret"),
+                source,
+            }
+        })?;
+    let sql = SqlStore::connect(
+        &resolved.database_url,
+        resolved.database_kind,
+        cfg.database_max_connections,
+    )
+    .await?;
+    let passwords = Passwords::new()
+        .await
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
+    Ok(AppState::new(
+        resolved, sql, services, &secret, passwords, shutdown,
+    ))
+}
+
+fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    // The panic message may carry request data; it is logged by the panic hook, not sent.
+    tracing::error!("a request handler panicked");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+}
+
+/// The complete application: every route plus the cross-cutting layers.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api_router().split_for_parts();
+    let doc = OpenApiJson(Arc::new(
+        openapi
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\":\"openapi: {e}\"}}")),
+    ));
+    let cfg = &state.config.config;
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            cfg.request_timeout(),
+        ))
+        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes));
+    routes
+        .fallback(not_found_fallback)
+        .method_not_allowed_fallback(method_not_allowed_fallback)
+        .layer(axum::Extension(doc))
+        .layer(layers)
+        .with_state(state)
+}
+
+/// A bound, ready-to-run server.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    grace: Duration,
+}
+
+impl Server {
+    /// Resolves the configuration, connects every part and binds the address.
+    pub async fn bind(config: &Config, services: Services) -> Result<Server, ServerError> {
+        let resolved = config.resolve()?;
+        let grace = Duration::from_secs(resolved.config.shutdown_grace_seconds);
+        let bind = resolved.config.bind;
+        tracing::info!(
+            database = resolved.database_kind.as_str(),
+            data_dir = %resolved.config.data_dir.display(),
+            "starting"
+        );
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = build_state(resolved, services, shutdown_rx).await?;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|source| ServerError::Bind { addr: bind, source })?;
+        Ok(Server {
+            router: router(state.clone()),
+            listener,
+            state,
+            shutdown,
+            grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        self.listener.local_addr().map_err(ServerError::Serve)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `signal` completes, then stops accepting, lets in-flight requests finish
+    /// (at most the grace period) and closes the database pool.
+    pub async fn run(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Server {
+            listener,
+            router,
+            state,
+            shutdown,
+            grace,
+        } = self;
+        let mut stopping = shutdown.subscribe();
+        let serve = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        })
+        .into_future();
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => result.map_err(ServerError::Serve)?,
+            () = signal => {
+                tracing::info!(grace_seconds = grace.as_secs(), "shutting down; finishing in-flight requests");
+                let _ = shutdown.send(true);
+                match tokio::time::timeout(grace, &mut serve).await {
+                    Ok(result) => result.map_err(ServerError::Serve)?,
+                    Err(_) => tracing::warn!("grace period over; closing remaining connections"),
+                }
+            }
+        }
+        state.sql.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,367 @@
+//! The typed `[server]` configuration and what it resolves to at start: which database, cache,
+//! queue and blob storage to use (chosen by URL), where the data directory is, token lifetimes
+//! and limits. The binary layers defaults < file < environment < flags into [`Config`]; this
+//! module only validates and resolves it ([`Config::resolve`]) so tests can build one directly.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `hivesync server` can be configured with (`[server]` table,
+/// `HIVESYNC_SERVER_<KEY>` variables, flags). Secrets are redacted from `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the API listens on.
+    pub bind: SocketAddr,
+    /// Directory for the embedded database, the generated JWT secret and local blobs.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` (default `sqlite://<data_dir>/hivesync.db`) or `postgres://…`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `redis://…` for ephemeral data; in-process when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// `amqp://…` for the job queue and cross-instance events; in-process when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amqp_url: Option<String>,
+    /// `file://…` (default `file://<data_dir>/blobs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_url: Option<String>,
+    /// HMAC secret for access tokens (at least 32 bytes). Required with PostgreSQL; generated
+    /// once into `<data_dir>/jwt_secret` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    /// `iss` of issued access tokens (and the only issuer accepted).
+    pub jwt_issuer: String,
+    /// Whether anyone may register. The first user can always register and becomes admin.
+    pub registration_open: bool,
+    /// Lifetime of an access token.
+    pub access_token_ttl_seconds: u64,
+    /// Lifetime of one refresh token (each refresh issues a new one).
+    pub refresh_token_ttl_seconds: u64,
+    /// Absolute lifetime of a login session (a refresh-token family), however often refreshed.
+    pub session_max_seconds: u64,
+    /// Requests per client address and minute on each login/token endpoint.
+    pub auth_rate_limit_per_minute: u32,
+    /// Take the client address for rate limiting from the last `X-Forwarded-For` entry (only
+    /// behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Largest accepted request body on the JSON API.
+    pub max_body_bytes: usize,
+    /// Time limit for producing a response (streams, once started, are not cut).
+    pub request_timeout_seconds: u64,
+    /// How long shutdown waits for in-flight requests before exiting anyway.
+    pub shutdown_grace_seconds: u64,
+    /// Connections in the database pool.
+    pub database_max_connections: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            data_dir: default_data_dir(),
+            database_url: None,
+            redis_url: None,
+            amqp_url: None,
+            storage_url: None,
+            jwt_secret: None,
+            jwt_issuer: "hivesync".into(),
+            registration_open: true,
+            access_token_ttl_seconds: 15 * 60,
+            refresh_token_ttl_seconds: 14 * 24 * 3600,
+            session_max_seconds: 90 * 24 * 3600,
+            auth_rate_limit_per_minute: 20,
+            trust_forwarded_for: false,
+            max_body_bytes: 1024 * 1024,
+            request_timeout_seconds: 30,
+            shutdown_grace_seconds: 30,
+            database_max_connections: 16,
+        }
+    }
+}
+
+/// `<user data dir>/hivesync`, or `./hivesync-data` on systems without one.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("hivesync"))
+        .unwrap_or_else(|| PathBuf::from("hivesync-data"))
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("amqp_url", &self.amqp_url.as_deref().map(redact_url))
+            .field("storage_url", &self.storage_url.as_deref().map(redact_url))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("registration_open", &self.registration_open)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The database behind `DATABASE_URL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// A configuration value the server cannot run with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration for `server.{key}`: {message}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key,
+        message: message.into(),
+    }
+}
+
+/// [`Config`] with defaults filled in and every URL checked.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub config: Config,
+    pub database_url: String,
+    pub database_kind: DatabaseKind,
+    /// Local directory of the `file://` blob storage.
+    pub storage_dir: PathBuf,
+}
+
+impl Config {
+    /// Fills in defaults that depend on the data directory and validates every value.
+    pub fn resolve(&self) -> Result<Resolved, ConfigError> {
+        let database_url = match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.trim().to_string(),
+            _ => format!("sqlite://{}/hivesync.db", self.data_dir.display()),
+        };
+        let database_kind = if database_url.starts_with("sqlite:") {
+            DatabaseKind::Sqlite
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            DatabaseKind::Postgres
+        } else {
+            return Err(bad(
+                "database_url",
+                format!(
+                    "`{}` is neither sqlite://… nor postgres://…",
+                    redact_url(&database_url)
+                ),
+            ));
+        };
+        let storage_dir = match &self.storage_url {
+            None => self.data_dir.join("blobs"),
+            Some(url) => match url.strip_prefix("file://") {
+                Some(path) if !path.is_empty() => PathBuf::from(path),
+                _ => {
+                    return Err(bad(
+                        "storage_url",
+                        format!(
+                            "`{}` is not supported; use file:///absolute/path (object storage is not built in yet)",
+                            redact_url(url)
+                        ),
+                    ));
+                }
+            },
+        };
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < 32
+        {
+            return Err(bad(
+                "jwt_secret",
+                "must be at least 32 bytes long (e.g. `openssl rand -base64 48`)",
+            ));
+        }
+        if database_kind == DatabaseKind::Postgres && self.jwt_secret.is_none() {
+            return Err(bad(
+                "jwt_secret",
+                "must be set (HIVESYNC_SERVER_JWT_SECRET or [server] jwt_secret) when the database is PostgreSQL, so every instance signs tokens alike",
+            ));
+        }
+        if self.jwt_issuer.trim().is_empty() {
+            return Err(bad("jwt_issuer", "must not be empty"));
+        }
+        for (key, value) in [
+            ("access_token_ttl_seconds", self.access_token_ttl_seconds),
+            ("refresh_token_ttl_seconds", self.refresh_token_ttl_seconds),
+            ("session_max_seconds", self.session_max_seconds),
+            ("request_timeout_seconds", self.request_timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(bad(key, "must be greater than 0"));
+            }
+        }
+        if self.auth_rate_limit_per_minute == 0 {
+            return Err(bad("auth_rate_limit_per_minute", "must be greater than 0"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(bad("max_body_bytes", "must be at least 1024"));
+        }
+        if self.database_max_connections == 0 {
+            return Err(bad("database_max_connections", "must be greater than 0"));
+        }
+        for (key, url, scheme) in [
+            ("redis_url", &self.redis_url, "redis"),
+            ("amqp_url", &self.amqp_url, "amqp"),
+        ] {
+            if let Some(url) = url
+                && !url.starts_with(&format!("{scheme}://"))
+                && !url.starts_with(&format!("{scheme}s://"))
+            {
+                return Err(bad(
+                    key,
+                    format!("`{}` is not a {scheme}:// URL", redact_url(url)),
+                ));
+            }
+        }
+        Ok(Resolved {
+            config: self.clone(),
+            database_url,
+            database_kind,
+            storage_dir,
+        })
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_database_is_sqlite_in_data_dir() {
+        let cfg = Config {
+            data_dir: PathBuf::from("/srv/hs"),
+            ..Config::default()
+        };
+        let r = cfg.resolve().expect("valid");
+        assert_eq!(r.database_url, "sqlite:///srv/hs/hivesync.db");
+        assert_eq!(r.database_kind, DatabaseKind::Sqlite);
+        assert_eq!(r.storage_dir, PathBuf::from("/srv/hs/blobs"));
+    }
+
+    #[test]
+    fn postgres_requires_a_secret() {
+        let cfg = Config {
+            database_url: Some("postgres://u:pw@db/hs".into()),
+            ..Config::default()
+        };
+        let err = cfg.resolve().expect_err("must refuse");
+        assert_eq!(err.key, "jwt_secret");
+        let cfg = Config {
+            jwt_secret: Some("x".repeat(40)),
+            ..cfg
+        };
+        assert_eq!(
+            cfg.resolve().expect("valid").database_kind,
+            DatabaseKind::Postgres
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            (
+                Config {
+                    database_url: Some("mysql://x".into()),
+                    ..Config::default()
+                },
+                "database_url",
+            ),
+            (
+                Config {
+                    jwt_secret: Some("short".into()),
+                    ..Config::default()
+                },
+                "jwt_secret",
+            ),
+            (
+                Config {
+                    storage_url: Some("s3://bucket".into()),
+                    ..Config::default()
+                },
+                "storage_url",
+            ),
+            (
+                Config {
+                    redis_url: Some("http://x".into()),
+                    ..Config::default()
+                },
+                "redis_url",
+            ),
+            (
+                Config {
+                    access_token_ttl_seconds: 0,
+                    ..Config::default()
+                },
+                "access_token_ttl_seconds",
+            ),
+        ];
+        for (cfg, key) in cases {
+            assert_eq!(cfg.resolve().expect_err(key).key, key);
+        }
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let cfg = Config {
+            database_url: Some("postgres://app:hunter2@db:5432/hs".into()),
+            jwt_secret: Some("s".repeat(40)),
+            ..Config::default()
+        };
+        let text = format!("{cfg:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains(&"s".repeat(40)),
+            "{text}"
+        );
+        assert!(text.contains("postgres://app:***@db:5432/hs"), "{text}");
+    }
+}

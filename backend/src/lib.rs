@@ -1,0 +1,39 @@
+//! `hivesync-backend`: the HTTP API every HiveSync client talks to — accounts and sessions,
+//! projects and roles, the event log — on axum and sqlx, stateless so any number of instances
+//! can run behind a load balancer.
+//!
+//! Module map (dependencies point down):
+//! - [`app`] — builds the state from the configuration, wraps the routes in the cross-cutting
+//!   layers (request ids, tracing, JSON errors, timeouts, body limits), runs the [`Server`] with
+//!   graceful shutdown.
+//! - [`routes`] — the handlers, one module per resource (`auth`, `projects`, `ops`), all
+//!   registered with their OpenAPI description in `routes::api_router`. New resources
+//!   (snapshots, threads, previews, jobs, proposals) add a module and a line there.
+//! - [`auth`] — passwords (argon2id), access tokens (JWT HS256), refresh and personal access
+//!   tokens, the `Ctx` extractor giving each handler its authenticated caller.
+//! - [`authz`] — `require_role(&ctx, project_id, Role::…)`: the one authorization check.
+//! - [`state`] — `AppState`, and `Services`, the extension point where Redis (ephemeral) and
+//!   RabbitMQ (events) implementations are plugged in.
+//! - [`store`] — one trait per storage concern (`UserStore`, `TokenStore`, `ProjectStore`,
+//!   `EventLog`) and `store::sql::SqlStore`, their one implementation for SQLite and
+//!   PostgreSQL; migrations in `migrations/{sqlite,postgres}`.
+//! - [`ephemeral`] — short-lived keys (`Ephemeral`, in-process `MemoryEphemeral`) and the
+//!   rate limiter built on them.
+//! - [`events`] — event delivery to listeners (`Events`, in-process `LocalEvents`).
+//! - [`error`] — `AppError` and the one error shape `{"error":{"code","message"}}`.
+//! - [`config`] — the typed `[server]` configuration and its validation.
+
+pub mod app;
+pub mod auth;
+pub mod authz;
+pub mod config;
+pub mod ephemeral;
+pub mod error;
+pub mod events;
+pub mod routes;
+pub mod state;
+pub mod store;
+
+pub use app::{Server, ServerError, build_state, router};
+pub use config::Config;
+pub use state::{AppState, Services};

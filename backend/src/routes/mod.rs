@@ -1,0 +1,131 @@
+//! The HTTP routes, all registered through `utoipa_axum` so each route and its OpenAPI entry
+//! come from the same `#[utoipa::path]` attribute (a route cannot be served undocumented).
+//! [`api_router`] is the one place routes are added; later resources (snapshots, threads,
+//! previews, jobs, proposals) add a module here and one `.routes(routes!(…))` line each.
+
+pub mod auth;
+pub mod ops;
+pub mod projects;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use std::net::SocketAddr;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "HiveSync API",
+        description = "Projects, roles, sessions and tokens of a HiveSync server. Every error is `{\"error\":{\"code\",\"message\"}}`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts, sessions and personal access tokens"),
+        (name = "projects", description = "Projects and their members' roles"),
+        (name = "operations", description = "Health, readiness and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "An access token from /api/v1/auth/login (JWT) or a personal access token (hsp_…)",
+                        ))
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// Every route of the API with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::openapi_json))
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::create_token, auth::list_tokens))
+        .routes(routes!(auth::delete_token))
+        .routes(routes!(projects::create_project, projects::list_projects))
+        .routes(routes!(
+            projects::get_project,
+            projects::update_project,
+            projects::delete_project
+        ))
+        .routes(routes!(projects::list_members))
+        .routes(routes!(projects::set_member, projects::remove_member))
+}
+
+/// The client's address, for rate limiting: the peer address, or with `trust_forwarded_for`
+/// the last `X-Forwarded-For` entry (the one the trusted proxy added).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddr(pub String);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if state.config.config.trust_forwarded_for
+            && let Some(last) = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .rfind(|v| !v.is_empty())
+        {
+            return Ok(ClientAddr(last.to_string()));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<axum::extract::connect_info::MockConnectInfo<SocketAddr>>()
+                    .map(|c| c.0)
+            });
+        Ok(ClientAddr(
+            peer.map(|a| a.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+}
+
+/// 429 with `Retry-After` when this client has used up its requests on `bucket`.
+pub async fn rate_limit(
+    state: &AppState,
+    bucket: &str,
+    client: &ClientAddr,
+) -> Result<(), AppError> {
+    match state.limiter.check(bucket, &client.0).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(retry_after)) => {
+            tracing::info!(bucket, client = %client.0, "rate limited");
+            Err(AppError::RateLimited(retry_after))
+        }
+        Err(e) => Err(AppError::Unavailable(e.to_string())),
+    }
+}

@@ -1,0 +1,123 @@
+//! [`AppState`]: what every request can reach — the resolved configuration, the storage traits,
+//! the ephemeral store and rate limiter, event delivery, token signing, and the shutdown signal.
+//! Nothing in it outlives a request except caches that can be dropped (the API is stateless);
+//! [`Services`] is the extension point where Redis / RabbitMQ implementations are plugged in.
+
+use crate::auth::{Jwt, Passwords};
+use crate::config::Resolved;
+use crate::ephemeral::{Ephemeral, MemoryEphemeral, RateLimiter, WindowRateLimiter};
+use crate::error::AppError;
+use crate::events::{Events, LocalEvents};
+use crate::store::sql::SqlStore;
+use crate::store::{Event, EventLog, NewEvent, ProjectStore, TokenStore, UserStore};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Cheap to clone; shared by every request.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Resolved,
+    pub sql: SqlStore,
+    pub users: Arc<dyn UserStore>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub projects: Arc<dyn ProjectStore>,
+    pub event_log: Arc<dyn EventLog>,
+    pub ephemeral: Arc<dyn Ephemeral>,
+    pub events: Arc<dyn Events>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub jwt: Jwt,
+    pub passwords: Passwords,
+    /// Flips to `true` when the server starts shutting down; long-lived responses (SSE)
+    /// watch it and end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The replaceable parts, chosen by configuration. `None` means the embedded default.
+#[derive(Default)]
+pub struct Services {
+    pub ephemeral: Option<Arc<dyn Ephemeral>>,
+    pub events: Option<Arc<dyn Events>>,
+}
+
+/// Events buffered per slow in-process subscriber.
+const EVENT_BUFFER: usize = 1024;
+
+impl AppState {
+    pub fn new(
+        config: Resolved,
+        sql: SqlStore,
+        services: Services,
+        jwt_secret: &[u8],
+        passwords: Passwords,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let ephemeral = services
+            .ephemeral
+            .unwrap_or_else(|| Arc::new(MemoryEphemeral::new()));
+        let events = services
+            .events
+            .unwrap_or_else(|| Arc::new(LocalEvents::new(EVENT_BUFFER)));
+        let limiter: Arc<dyn RateLimiter> = Arc::new(WindowRateLimiter::new(
+            ephemeral.clone(),
+            config.config.auth_rate_limit_per_minute,
+            Duration::from_secs(60),
+        ));
+        let jwt = Jwt::new(
+            jwt_secret,
+            &config.config.jwt_issuer,
+            Duration::from_secs(config.config.access_token_ttl_seconds),
+        );
+        let store = Arc::new(sql.clone());
+        AppState(Arc::new(Inner {
+            config,
+            users: store.clone(),
+            tokens: store.clone(),
+            projects: store.clone(),
+            event_log: store,
+            sql,
+            ephemeral,
+            events,
+            limiter,
+            jwt,
+            passwords,
+            shutdown,
+        }))
+    }
+
+    /// Appends an event to the project's log and publishes it. A failed publish is logged, not
+    /// returned: the event is durable and clients resume from the log.
+    pub async fn emit(
+        &self,
+        project_id: Uuid,
+        kind: &str,
+        actor_id: Option<Uuid>,
+        payload: serde_json::Value,
+    ) -> Result<Event, AppError> {
+        let event = self
+            .event_log
+            .append_event(&NewEvent {
+                project_id,
+                kind: kind.to_string(),
+                actor_id,
+                payload,
+                created_at: crate::store::now(),
+            })
+            .await?;
+        if let Err(e) = self.events.publish(&event).await {
+            tracing::warn!(error = %e, event_id = event.id, "event not published");
+        }
+        Ok(event)
+    }
+}

@@ -1,0 +1,704 @@
+//! [`SqlStore`]: every storage trait over SQLite or PostgreSQL with ONE set of queries.
+//!
+//! Why sqlx's `Any` driver rather than a generic layer over `sqlx::Database`: the queries are
+//! plain SQL that both databases accept (`$1` placeholders work on SQLite too, `RETURNING` on
+//! both), so one `AnyPool` and one query string per operation is the least code that keeps
+//! both in step; a generic `<DB: Database>` layer would need trait bounds on every
+//! encode/decode and still duplicate nothing. The price is that `Any` only carries integers,
+//! floats, text and blobs — so ids are UUID text and times are Unix milliseconds (BIGINT), which
+//! also keeps the two schemas nearly identical (`migrations/sqlite` and `migrations/postgres`
+//! differ only where SQL does: the event id column).
+
+use super::*;
+use crate::config::DatabaseKind;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The SQL implementation of every storage trait.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    kind: DatabaseKind,
+}
+
+impl SqlStore {
+    /// Connects (creating the SQLite file and its directory if needed) and runs the
+    /// migrations for this database.
+    pub async fn connect(
+        url: &str,
+        kind: DatabaseKind,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let mut url = url.to_string();
+        if kind == DatabaseKind::Sqlite {
+            if let Some(path) = sqlite_path(&url)
+                && let Some(parent) = std::path::Path::new(&path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot create the database directory {}: {e}",
+                        parent.display()
+                    ))
+                })?;
+            }
+            if !url.contains('?') {
+                url.push_str("?mode=rwc");
+            }
+        }
+        let is_sqlite = kind == DatabaseKind::Sqlite;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // WAL lets readers run beside the writer; NORMAL is durable in WAL mode
+                        // except for the last transactions on power loss.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect: {e}")))?;
+        let migrator = match kind {
+            DatabaseKind::Sqlite => &SQLITE_MIGRATIONS,
+            DatabaseKind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrations failed: {e}")))?;
+        Ok(SqlStore { pool, kind })
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Answers when the database does (for `/readyz`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The file path in a `sqlite://PATH[?…]` URL (`None` for in-memory databases).
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(path.to_string())
+    }
+}
+
+pub(crate) fn ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_ms(v: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000)
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
+}
+
+fn get_uuid(row: &AnyRow, col: &str) -> StoreResult<Uuid> {
+    let s: String = row.try_get(col)?;
+    Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("{col} `{s}`: {e}")))
+}
+
+fn get_opt_uuid(row: &AnyRow, col: &str) -> StoreResult<Option<Uuid>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("{col} `{s}`: {e}"))))
+        .transpose()
+}
+
+fn get_ts(row: &AnyRow, col: &str) -> StoreResult<OffsetDateTime> {
+    from_ms(row.try_get(col)?)
+}
+
+fn get_opt_ts(row: &AnyRow, col: &str) -> StoreResult<Option<OffsetDateTime>> {
+    let v: Option<i64> = row.try_get(col)?;
+    v.map(from_ms).transpose()
+}
+
+fn get_role(row: &AnyRow, col: &str) -> StoreResult<Role> {
+    let s: String = row.try_get(col)?;
+    Role::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("{col} `{s}` is not a role")))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+const USER_COLUMNS: &str = "u.id, u.email, u.name, u.is_admin, u.created_at";
+
+fn user_from(row: &AnyRow) -> StoreResult<User> {
+    Ok(User {
+        id: get_uuid(row, "id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        created_at: get_ts(row, "created_at")?,
+    })
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn create_user(&self, new: NewUser, open: bool) -> StoreResult<CreateUser> {
+        // One statement decides "first user → admin" and "closed registration → only the first
+        // user" atomically with the insert.
+        let result = sqlx::query(
+            "INSERT INTO users (id, email, email_normalized, name, password_hash, is_admin, created_at)
+             SELECT $1, $2, $3, $4, $5,
+                    CASE WHEN EXISTS (SELECT 1 FROM users) THEN 0 ELSE 1 END, $6
+             WHERE $7 = 1 OR NOT EXISTS (SELECT 1 FROM users)",
+        )
+        .bind(new.id.to_string())
+        .bind(&new.email)
+        .bind(&new.email_normalized)
+        .bind(&new.name)
+        .bind(&new.password_hash)
+        .bind(ms(new.created_at))
+        .bind(i64::from(open))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => Ok(CreateUser::EmailTaken),
+            Err(e) => Err(e.into()),
+            Ok(r) if r.rows_affected() == 0 => Ok(CreateUser::Closed),
+            Ok(_) => match self.user_by_id(new.id).await? {
+                Some(user) => Ok(CreateUser::Created(user)),
+                None => Err(StoreError::Database("inserted user not found".into())),
+            },
+        }
+    }
+
+    async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<(User, String)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email_normalized = $1"
+        ))
+        .bind(email_normalized)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((user_from(&r)?, r.try_get("password_hash")?)))
+            .transpose()
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+}
+
+fn refresh_from(row: &AnyRow) -> StoreResult<RefreshToken> {
+    Ok(RefreshToken {
+        id: get_uuid(row, "id")?,
+        family_id: get_uuid(row, "family_id")?,
+        user_id: get_uuid(row, "user_id")?,
+        token_hash: row.try_get("token_hash")?,
+        created_at: get_ts(row, "created_at")?,
+        expires_at: get_ts(row, "expires_at")?,
+        session_expires_at: get_ts(row, "session_expires_at")?,
+        used_at: get_opt_ts(row, "used_at")?,
+        revoked_at: get_opt_ts(row, "revoked_at")?,
+    })
+}
+
+fn pat_from(row: &AnyRow) -> StoreResult<PersonalAccessToken> {
+    Ok(PersonalAccessToken {
+        id: get_uuid(row, "id")?,
+        user_id: get_uuid(row, "user_id")?,
+        name: row.try_get("name")?,
+        token_hash: row.try_get("token_hash")?,
+        token_prefix: row.try_get("token_prefix")?,
+        created_at: get_ts(row, "created_at")?,
+        expires_at: get_opt_ts(row, "expires_at")?,
+        last_used_at: get_opt_ts(row, "last_used_at")?,
+    })
+}
+
+const PAT_COLUMNS: &str =
+    "id, user_id, name, token_hash, token_prefix, created_at, expires_at, last_used_at";
+
+#[async_trait]
+impl TokenStore for SqlStore {
+    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens
+                (id, family_id, user_id, token_hash, created_at, expires_at, session_expires_at,
+                 used_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.family_id.to_string())
+        .bind(t.user_id.to_string())
+        .bind(&t.token_hash)
+        .bind(ms(t.created_at))
+        .bind(ms(t.expires_at))
+        .bind(ms(t.session_expires_at))
+        .bind(t.used_at.map(ms))
+        .bind(t.revoked_at.map(ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn refresh_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+        let row = sqlx::query(
+            "SELECT id, family_id, user_id, token_hash, created_at, expires_at,
+                    session_expires_at, used_at, revoked_at
+             FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn mark_refresh_token_used(&self, id: Uuid, at: OffsetDateTime) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1
+             WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn revoke_refresh_family(&self, family_id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(family_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_personal_token(&self, t: &PersonalAccessToken) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO personal_access_tokens ({PAT_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(t.id.to_string())
+        .bind(t.user_id.to_string())
+        .bind(&t.name)
+        .bind(&t.token_hash)
+        .bind(&t.token_prefix)
+        .bind(ms(t.created_at))
+        .bind(t.expires_at.map(ms))
+        .bind(t.last_used_at.map(ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn personal_tokens(&self, user_id: Uuid) -> StoreResult<Vec<PersonalAccessToken>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PAT_COLUMNS} FROM personal_access_tokens WHERE user_id = $1
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(pat_from).collect()
+    }
+
+    async fn personal_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<PersonalAccessToken>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PAT_COLUMNS} FROM personal_access_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pat_from).transpose()
+    }
+
+    async fn delete_personal_token(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool> {
+        let r = sqlx::query("DELETE FROM personal_access_tokens WHERE id = $1 AND user_id = $2")
+            .bind(id.to_string())
+            .bind(user_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn touch_personal_token(&self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE personal_access_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(ms(at))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn project_from(row: &AnyRow) -> StoreResult<Project> {
+    Ok(Project {
+        id: get_uuid(row, "id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        created_at: get_ts(row, "created_at")?,
+        updated_at: get_ts(row, "updated_at")?,
+    })
+}
+
+const PROJECT_COLUMNS: &str = "p.id, p.name, p.description, p.created_at, p.updated_at";
+
+fn member_from(row: &AnyRow) -> StoreResult<Member> {
+    Ok(Member {
+        user: user_from(row)?,
+        role: get_role(row, "role")?,
+        added_at: get_ts(row, "added_at")?,
+    })
+}
+
+impl SqlStore {
+    /// Owners other than `user_id` (for the last-owner rule).
+    async fn other_owners<'e, E>(executor: E, project_id: Uuid, user_id: Uuid) -> StoreResult<i64>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM project_members
+             WHERE project_id = $1 AND role = 'owner' AND user_id <> $2",
+        )
+        .bind(project_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_one(executor)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+#[async_trait]
+impl ProjectStore for SqlStore {
+    async fn create_project(&self, p: &Project, owner: Uuid) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO projects (id, name, description, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(p.id.to_string())
+        .bind(&p.name)
+        .bind(p.description.as_deref())
+        .bind(ms(p.created_at))
+        .bind(ms(p.updated_at))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, role, added_at)
+             VALUES ($1, $2, 'owner', $3)",
+        )
+        .bind(p.id.to_string())
+        .bind(owner.to_string())
+        .bind(ms(p.created_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn projects_of(&self, user_id: Uuid) -> StoreResult<Vec<(Project, Role)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS}, m.role FROM projects p
+             JOIN project_members m ON m.project_id = p.id
+             WHERE m.user_id = $1 ORDER BY p.created_at DESC, p.id DESC"
+        ))
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((project_from(r)?, get_role(r, "role")?)))
+            .collect()
+    }
+
+    async fn membership(
+        &self,
+        project_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Option<(Project, Role)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS}, m.role FROM projects p
+             JOIN project_members m ON m.project_id = p.id
+             WHERE p.id = $1 AND m.user_id = $2"
+        ))
+        .bind(project_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((project_from(&r)?, get_role(&r, "role")?)))
+            .transpose()
+    }
+
+    async fn update_project(
+        &self,
+        id: Uuid,
+        patch: &ProjectPatch,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<Project>> {
+        // CASE keeps one statement for every combination of fields present.
+        let r = sqlx::query(
+            "UPDATE projects SET
+                name = CASE WHEN $1 = 1 THEN $2 ELSE name END,
+                description = CASE WHEN $3 = 1 THEN $4 ELSE description END,
+                updated_at = $5
+             WHERE id = $6",
+        )
+        .bind(i64::from(patch.name.is_some()))
+        .bind(patch.name.clone().unwrap_or_default())
+        .bind(i64::from(patch.description.is_some()))
+        .bind(patch.description.clone().flatten())
+        .bind(ms(at))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(project_from).transpose()
+    }
+
+    async fn delete_project(&self, id: Uuid) -> StoreResult<bool> {
+        let r = sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn members(&self, project_id: Uuid) -> StoreResult<Vec<Member>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, m.role, m.added_at FROM project_members m
+             JOIN users u ON u.id = m.user_id
+             WHERE m.project_id = $1 ORDER BY m.added_at, u.id"
+        ))
+        .bind(project_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(member_from).collect()
+    }
+
+    async fn member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, m.role, m.added_at FROM project_members m
+             JOIN users u ON u.id = m.user_id
+             WHERE m.project_id = $1 AND m.user_id = $2"
+        ))
+        .bind(project_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(member_from).transpose()
+    }
+
+    async fn set_member_role(
+        &self,
+        project_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        at: OffsetDateTime,
+    ) -> StoreResult<MemberChange> {
+        let mut tx = self.pool.begin().await?;
+        // Write first so SQLite takes its write lock at the start of the transaction (no
+        // read-to-write upgrade that could fail under concurrency); a no-op when absent.
+        sqlx::query("UPDATE projects SET updated_at = updated_at WHERE id = $1")
+            .bind(project_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let user_exists = sqlx::query("SELECT 1 AS one FROM users WHERE id = $1")
+            .bind(user_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !user_exists {
+            return Ok(MemberChange::NoSuchUser);
+        }
+        let previous =
+            sqlx::query("SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2")
+                .bind(project_id.to_string())
+                .bind(user_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| get_role(&r, "role"))
+                .transpose()?;
+        if previous == Some(Role::Owner)
+            && role != Role::Owner
+            && Self::other_owners(&mut *tx, project_id, user_id).await? == 0
+        {
+            return Ok(MemberChange::LastOwner);
+        }
+        match previous {
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE project_members SET role = $1 WHERE project_id = $2 AND user_id = $3",
+                )
+                .bind(role.as_str())
+                .bind(project_id.to_string())
+                .bind(user_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO project_members (project_id, user_id, role, added_at)
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(project_id.to_string())
+                .bind(user_id.to_string())
+                .bind(role.as_str())
+                .bind(ms(at))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(MemberChange::Done { previous })
+    }
+
+    async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<MemberChange> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE projects SET updated_at = updated_at WHERE id = $1")
+            .bind(project_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let previous =
+            sqlx::query("SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2")
+                .bind(project_id.to_string())
+                .bind(user_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| get_role(&r, "role"))
+                .transpose()?;
+        let Some(previous) = previous else {
+            return Ok(MemberChange::NoSuchUser);
+        };
+        if previous == Role::Owner && Self::other_owners(&mut *tx, project_id, user_id).await? == 0
+        {
+            return Ok(MemberChange::LastOwner);
+        }
+        sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+            .bind(project_id.to_string())
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(MemberChange::Done {
+            previous: Some(previous),
+        })
+    }
+}
+
+fn event_from(row: &AnyRow) -> StoreResult<Event> {
+    let payload: String = row.try_get("payload")?;
+    Ok(Event {
+        id: row.try_get("id")?,
+        project_id: get_uuid(row, "project_id")?,
+        kind: row.try_get("kind")?,
+        actor_id: get_opt_uuid(row, "actor_id")?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?,
+        created_at: get_ts(row, "created_at")?,
+    })
+}
+
+#[async_trait]
+impl EventLog for SqlStore {
+    async fn append_event(&self, e: &NewEvent) -> StoreResult<Event> {
+        let payload = serde_json::to_string(&e.payload)
+            .map_err(|err| StoreError::Corrupt(format!("event payload: {err}")))?;
+        let row = sqlx::query(
+            "INSERT INTO events (project_id, kind, actor_id, payload, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(e.project_id.to_string())
+        .bind(&e.kind)
+        .bind(e.actor_id.map(|a| a.to_string()))
+        .bind(payload)
+        .bind(ms(e.created_at))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Event {
+            id: row.try_get("id")?,
+            project_id: e.project_id,
+            kind: e.kind.clone(),
+            actor_id: e.actor_id,
+            payload: e.payload.clone(),
+            created_at: from_ms(ms(e.created_at))?,
+        })
+    }
+
+    async fn events_after(
+        &self,
+        project_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, kind, actor_id, payload, created_at FROM events
+             WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(project_id.to_string())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from).collect()
+    }
+    async fn events_for_user_after(
+        &self,
+        user_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.project_id, e.kind, e.actor_id, e.payload, e.created_at FROM events e
+             JOIN project_members m ON m.project_id = e.project_id AND m.user_id = $1
+             WHERE e.id > $2 ORDER BY e.id LIMIT $3",
+        )
+        .bind(user_id.to_string())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from).collect()
+    }
+}
