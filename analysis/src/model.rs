@@ -301,6 +301,9 @@ pub struct FileIndex {
     pub all: Option<Vec<Name>>,
     /// Number of syntax errors (error or missing nodes) in the file.
     pub parse_errors: u32,
+    /// Names written once for both a property key and a binding or reference (`{ a }` in a
+    /// JavaScript object or pattern): a rename there keeps the key (`a: renamed`). Sorted.
+    pub shorthand: Vec<TextRange>,
 }
 
 impl FileIndex {
@@ -320,6 +323,7 @@ impl FileIndex {
             by_key: HashMap::new(),
             all: None,
             parse_errors: 0,
+            shorthand: Vec::new(),
         }
     }
 

@@ -87,10 +87,22 @@ pub(crate) fn plan(
 
     let mut by_file: BTreeMap<String, Vec<TextEdit>> = BTreeMap::new();
     for s in &sites {
+        // A shorthand `{ old }` keeps its property key: `{ old: new }`.
+        let shorthand = a.file(&s.path).is_some_and(|f| {
+            crate::db::file_index(a.db(), f)
+                .shorthand
+                .binary_search(&s.range)
+                .is_ok()
+        });
+        let new_text = if shorthand {
+            format!("{old}: {new_name}")
+        } else {
+            new_name.to_owned()
+        };
         by_file.entry(s.path.clone()).or_default().push(TextEdit {
             start: s.range.start as usize,
             end: s.range.end as usize,
-            new_text: new_name.to_owned(),
+            new_text,
             confidence: s.confidence,
         });
     }

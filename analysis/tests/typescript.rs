@@ -621,6 +621,26 @@ fn class_members_through_this() {
 }
 
 #[test]
+fn super_members_come_from_the_base_class() {
+    assert_eq!(
+        defs(
+            r#"
+            //- /main.ts
+            class Base {
+              save() {}
+            }
+            class Child extends Base {
+              save() {
+                super.save$0();
+              }
+            }
+            "#
+        ),
+        ["main.ts:2:3"]
+    );
+}
+
+#[test]
 fn members_of_imported_classes_and_bases() {
     assert_eq!(
         defs(
@@ -853,10 +873,17 @@ fn rename_of_a_class_member_keeps_probable_apart() {
     let exact = rename(fixture, "launch", false).expect("rename");
     assert_eq!(
         exact,
-        [(
-            "job.ts".to_owned(),
-            "export class Job {\n  launch() {}\n  again() { this.launch(); }\n}\n".to_owned()
-        )]
+        [
+            (
+                "app.ts".to_owned(),
+                "import { Job } from './job';\nfunction go(j) { new Job().launch(); j.start(); }\n"
+                    .to_owned()
+            ),
+            (
+                "job.ts".to_owned(),
+                "export class Job {\n  launch() {}\n  again() { this.launch(); }\n}\n".to_owned()
+            )
+        ]
     );
     let all = rename(fixture, "launch", true).expect("rename");
     assert_eq!(
@@ -911,6 +938,46 @@ fn rename_of_a_local_and_a_commonjs_export() {
                 "const { assist } = require('./lib');\nassist();\n".to_owned()
             ),
         ]
+    );
+}
+
+#[test]
+fn rename_keeps_shorthand_property_keys() {
+    assert_eq!(
+        rename(
+            r#"
+            //- /main.ts
+            function make(size$0: number) {
+              const box = { size };
+              const { size: other } = box;
+              return { size, other };
+            }
+            "#,
+            "width",
+            false
+        )
+        .expect("rename"),
+        [(
+            "main.ts".to_owned(),
+            "function make(width: number) {\n  const box = { size: width };\n  const { size: other } = box;\n  return { size: width, other };\n}\n"
+                .to_owned()
+        )]
+    );
+    assert_eq!(
+        rename(
+            r#"
+            //- /main.js
+            const { length$0, name } = config;
+            use(length, { length });
+            "#,
+            "size",
+            false
+        )
+        .expect("rename"),
+        [(
+            "main.js".to_owned(),
+            "const { length: size, name } = config;\nuse(size, { length: size });\n".to_owned()
+        )]
     );
 }
 

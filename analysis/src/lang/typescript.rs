@@ -918,6 +918,8 @@ struct Walker<'a> {
     namespaces: HashMap<ScopeIdx, DefIdx>,
     /// The conditional type whose `infer X` bindings are being collected.
     infer_scope: Option<ScopeIdx>,
+    /// Shorthand `{ a }` names (see `FileIndex::shorthand`).
+    shorthand: Vec<TextRange>,
 }
 
 impl<'a> Walker<'a> {
@@ -935,6 +937,7 @@ impl<'a> Walker<'a> {
             self_import: None,
             namespaces: HashMap::new(),
             infer_scope: None,
+            shorthand: Vec::new(),
         }
     }
 
@@ -968,6 +971,9 @@ impl<'a> Walker<'a> {
                 self.index.by_key.entry(key.clone()).or_insert(i as DefIdx);
             }
         }
+        self.shorthand.sort();
+        self.shorthand.dedup();
+        self.index.shorthand = std::mem::take(&mut self.shorthand);
         // `exports.x` naming nothing this file exports (and no `export *` could supply it):
         // an unknown property, not a broken import.
         if let Some(own) = self.self_import
@@ -1621,6 +1627,9 @@ impl<'a> Walker<'a> {
     fn pattern(&mut self, node: Node<'_>, kind: DeclKind, stmt: Node<'_>, sig: Option<String>) {
         match node.kind() {
             "identifier" | "shorthand_property_identifier_pattern" => {
+                if node.kind() == "shorthand_property_identifier_pattern" {
+                    self.shorthand.push(Self::range(node));
+                }
                 let sym = match kind {
                     DeclKind::Param => SymbolKind::Parameter,
                     _ => SymbolKind::Variable,
@@ -1672,6 +1681,9 @@ impl<'a> Walker<'a> {
     fn assign_target(&mut self, node: Node<'_>) {
         match node.kind() {
             "identifier" | "shorthand_property_identifier_pattern" => {
+                if node.kind() == "shorthand_property_identifier_pattern" {
+                    self.shorthand.push(Self::range(node));
+                }
                 self.push_ref(self.name(node), Self::range(node), Qualifier::None, true);
             }
             "object_pattern" | "array_pattern" | "rest_pattern" => {
@@ -3404,6 +3416,43 @@ impl<'a> Walker<'a> {
                         let imp = self.self_import(o);
                         Qualifier::ImportMember(imp)
                     }
+                    Some(o) if o.kind() == "super" => self
+                        .this_class
+                        .map(Qualifier::SuperOf)
+                        .unwrap_or(Qualifier::Unknown),
+                    // `new C().x` / `f().x`: a member of what the call returns (an instance
+                    // of `C`; unknown for functions).
+                    Some(o) if matches!(o.kind(), "new_expression" | "call_expression") => {
+                        let (callee, args) = if o.kind() == "new_expression" {
+                            (
+                                o.child_by_field_name("constructor"),
+                                o.child_by_field_name("arguments"),
+                            )
+                        } else {
+                            (
+                                o.child_by_field_name("function"),
+                                o.child_by_field_name("arguments"),
+                            )
+                        };
+                        let callee_ref = callee
+                            .filter(|c| matches!(c.kind(), "identifier" | "member_expression"))
+                            .and_then(|c| self.expr(c));
+                        if callee_ref.is_none()
+                            && let Some(c) = callee
+                        {
+                            self.expr(c);
+                        }
+                        if let Some(a) = args {
+                            self.expr(a);
+                        }
+                        if let Some(t) = o.child_by_field_name("type_arguments") {
+                            self.expr(t);
+                        }
+                        match callee_ref {
+                            Some(r) if o.kind() == "new_expression" => Qualifier::CallResult(r),
+                            _ => Qualifier::Unknown,
+                        }
+                    }
                     Some(o) => match self.expr(o) {
                         Some(b) => Qualifier::Ref(b),
                         None => Qualifier::Unknown,
@@ -3463,6 +3512,7 @@ impl<'a> Walker<'a> {
                             }
                         }
                         "shorthand_property_identifier" => {
+                            self.shorthand.push(Self::range(c));
                             self.push_ref(self.name(c), Self::range(c), Qualifier::None, false);
                         }
                         "method_definition" => {
