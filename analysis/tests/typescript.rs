@@ -265,6 +265,8 @@ fn extensions_index_files_and_js_specifiers_for_ts_sources() {
         export type Id = string;
         //- /src/service.ts
         export class Service {}
+        //- /src/user.model.ts
+        export interface UserModel {}
         //- /src/main.ts
         import { User } from './models';
         import { View } from './view';
@@ -272,6 +274,7 @@ fn extensions_index_files_and_js_specifiers_for_ts_sources() {
         import { esm } from './esm.mjs';
         import { Id } from './types';
         import { Service } from './service.js';
+        import { UserModel } from './user.model';
         let u: User$0;
         "#;
     assert_eq!(defs(fixture), ["src/models/index.ts:1:18"]);
@@ -283,6 +286,11 @@ fn extensions_index_files_and_js_specifiers_for_ts_sources() {
     assert_eq!(at("{ esm }", "{ esm$0 }"), ["src/esm.mjs:1:14"]);
     assert_eq!(at("{ Id }", "{ Id$0 }"), ["src/types.d.ts:1:13"]);
     assert_eq!(at("{ Service }", "{ Service$0 }"), ["src/service.ts:1:14"]);
+    // A dotted file name is not an extension.
+    assert_eq!(
+        at("{ UserModel }", "{ UserModel$0 }"),
+        ["src/user.model.ts:1:18"]
+    );
 }
 
 #[test]
@@ -709,6 +717,37 @@ fn typescript_declarations_and_type_references() {
             "#
         ),
         ["main.ts:1:11"]
+    );
+}
+
+#[test]
+fn namespaces_enums_and_arrow_this_inside_a_file() {
+    let fixture = r#"
+        //- /main.ts
+        namespace Geo {
+          export const origin = 0;
+          export function shift(x: number) { return x + origin; }
+        }
+        enum Level { Low, High = Low + 1 }
+        Geo.shift(Level.High);
+        class Timer {
+          ticks = 0;
+          start() {
+            setInterval(() => { this.ticks += 1; }, 10);
+            const plain = { ticks: 5, read() { return this.ticks; } };
+          }
+        }
+        "#;
+    let at = |needle: &str, marked: &str| defs(&fixture.replace(needle, marked));
+    assert_eq!(at("x + origin", "x + origin$0"), ["main.ts:2:16"]);
+    assert_eq!(at("Geo.shift(", "Geo.shift$0("), ["main.ts:3:19"]);
+    assert_eq!(at("Level.High)", "Level.High$0)"), ["main.ts:5:19"]);
+    assert_eq!(at("= Low + 1", "= Low$0 + 1"), ["main.ts:5:14"]);
+    // Arrow functions keep the class's `this`; object-literal methods do not.
+    assert_eq!(at("this.ticks += 1", "this.ticks$0 += 1"), ["main.ts:8:3"]);
+    assert_eq!(
+        at("return this.ticks;", "return this.ticks$0;"),
+        ["main.ts:8:3 (probable)"]
     );
 }
 

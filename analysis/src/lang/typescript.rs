@@ -490,14 +490,12 @@ fn resolve_specifier(map: &ModuleMap, from_path: &str, spec: &str) -> ModuleReso
     }
     let relative = spec == "." || spec == ".." || spec.starts_with("./") || spec.starts_with("../");
     if relative {
-        if is_asset(spec) {
-            return ModuleResolution::External;
-        }
         let Some(base) = normalize(&join(parent_dir(from_path), spec)) else {
             return ModuleResolution::Missing;
         };
         return match resolve_path(map, &base) {
             Some(f) => ModuleResolution::Project(f),
+            None if is_asset(spec) => ModuleResolution::External,
             None => ModuleResolution::Missing,
         };
     }
@@ -532,9 +530,53 @@ fn resolve_specifier(map: &ModuleMap, from_path: &str, spec: &str) -> ModuleReso
 fn is_asset(spec: &str) -> bool {
     let base = spec.rsplit('/').next().unwrap_or(spec);
     match base.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => !matches!(
-            ext,
-            "ts" | "tsx" | "js" | "jsx" | "mjs" | "cjs" | "mts" | "cts"
+        Some((stem, ext)) if !stem.is_empty() => matches!(
+            ext.to_ascii_lowercase().as_str(),
+            "css"
+                | "scss"
+                | "sass"
+                | "less"
+                | "styl"
+                | "json"
+                | "json5"
+                | "svg"
+                | "png"
+                | "jpg"
+                | "jpeg"
+                | "gif"
+                | "webp"
+                | "avif"
+                | "bmp"
+                | "ico"
+                | "html"
+                | "htm"
+                | "md"
+                | "mdx"
+                | "txt"
+                | "csv"
+                | "xml"
+                | "yaml"
+                | "yml"
+                | "toml"
+                | "wasm"
+                | "graphql"
+                | "gql"
+                | "vue"
+                | "svelte"
+                | "astro"
+                | "woff"
+                | "woff2"
+                | "ttf"
+                | "otf"
+                | "eot"
+                | "mp3"
+                | "mp4"
+                | "wav"
+                | "ogg"
+                | "webm"
+                | "glsl"
+                | "wgsl"
+                | "node"
         ),
         _ => false,
     }
@@ -2471,7 +2513,8 @@ impl<'a> Walker<'a> {
                 _ => continue,
             };
             if let Some(v) = value {
-                self.scope = saved.0;
+                // Earlier members are visible by bare name in initializers.
+                self.scope = class_scope;
                 self.expr(v);
             }
             if let Some(n) = name
