@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// The role tables a config file may contain. A top-level key outside this list (and outside
 /// [`GlobalConfig`]) is reported as unknown, so typos never pass silently.
-pub const ROLE_SECTIONS: &[&str] = &[];
+pub const ROLE_SECTIONS: &[&str] = &["server"];
 
 /// Keys at the top level of the file.
 const GLOBAL_KEYS: &[&str] = &["log_level"];
@@ -179,12 +179,43 @@ impl ConfigSource {
         T: Default + Serialize + DeserializeOwned,
         F: Serialize,
     {
+        self.role_with(role, Figment::new(), flags)
+    }
+
+    /// Like [`ConfigSource::role`], with `extra` merged between the file and the
+    /// `HIVESYNC_<ROLE>_<KEY>` variables (for conventional unprefixed variables).
+    pub fn role_with<T, F>(&self, role: &str, extra: Figment, flags: &F) -> Result<T, ConfigError>
+    where
+        T: Default + Serialize + DeserializeOwned,
+        F: Serialize,
+    {
         let prefix = format!("HIVESYNC_{}_", role.to_ascii_uppercase());
         let figment = Figment::from(Serialized::defaults(T::default()))
             .merge(self.file.clone().focus(role))
+            .merge(extra)
             .merge(Env::prefixed(&prefix))
             .merge(Serialized::defaults(flags));
         extract(&figment, role, self)
+    }
+
+    /// `hivesync server`'s configuration: defaults < `[server]` < `DATABASE_URL`, `REDIS_URL`,
+    /// `AMQP_URL`, `HIVESYNC_STORAGE_URL` < `HIVESYNC_SERVER_<KEY>` < flags.
+    pub fn server<F: Serialize>(&self, flags: &F) -> Result<hivesync_backend::Config, ConfigError> {
+        let urls = Env::raw()
+            .only(&[
+                "database_url",
+                "redis_url",
+                "amqp_url",
+                "hivesync_storage_url",
+            ])
+            .map(|k| {
+                if k == "hivesync_storage_url" {
+                    "storage_url".into()
+                } else {
+                    k.into()
+                }
+            });
+        self.role_with("server", Figment::from(urls), flags)
     }
 
     fn file_only(&self, keys: &[&str]) -> Figment {

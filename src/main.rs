@@ -30,6 +30,8 @@ struct Cli {
 enum Command {
     /// Print the effective configuration (file, environment and defaults merged) as TOML
     Config(cmd::config::Args),
+    /// Run the API server (embedded SQLite by default; PostgreSQL via DATABASE_URL)
+    Server(cmd::server::Args),
     /// Analyse a project: stats, definitions, references, rename plans, documentation gaps
     Analyze(cmd::analyze::Args),
 }
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Command::Config(args) => cmd::config::run(&args, &source, &global),
+        Command::Server(args) => cmd::server::run(&args, &source),
         Command::Analyze(args) => cmd::analyze::run(&args),
     };
     match result {
