@@ -938,7 +938,12 @@ enum DeclKind {
     Catch,
 }
 
+/// Syntax nesting beyond which the walk goes flat (see `Walker::flat`).
+const MAX_NESTING: u32 = 150;
+
 struct Walker<'a> {
+    /// Current syntax nesting of the walk.
+    depth: u32,
     text: &'a str,
     index: FileIndex,
     scope: ScopeIdx,
@@ -967,6 +972,7 @@ struct Walker<'a> {
 impl<'a> Walker<'a> {
     fn new(text: &'a str, language: Language) -> Walker<'a> {
         Walker {
+            depth: 0,
             text,
             index: FileIndex::empty(Some(language)),
             scope: 0,
@@ -1098,7 +1104,11 @@ impl<'a> Walker<'a> {
     }
 
     fn push_import(&mut self, module: Name, kind: ImportKind, node: Node<'_>) -> ImportIdx {
-        self.is_module = true;
+        // A `require` inside a function body does not turn a script into a module (that would
+        // let a body edit change what the file exports).
+        if self.var_scope() == 0 {
+            self.is_module = true;
+        }
         let idx = self.index.imports.len() as ImportIdx;
         self.index.imports.push(Import {
             module,
@@ -1270,6 +1280,38 @@ impl<'a> Walker<'a> {
     }
 
     fn stmt(&mut self, node: Node<'_>) {
+        if self.depth > MAX_NESTING {
+            self.flat(node);
+            return;
+        }
+        self.depth += 1;
+        self.stmt_inner(node);
+        self.depth -= 1;
+    }
+
+    /// Deeply nested code (generated tables, long operator chains, minified bundles): every
+    /// identifier is a plain name reference, walked without recursion so the stack cannot
+    /// overflow.
+    fn flat(&mut self, node: Node<'_>) {
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            if matches!(n.kind(), "identifier" | "type_identifier") {
+                self.push_ref(self.name(n), Self::range(n), Qualifier::None, false);
+                continue;
+            }
+            if matches!(
+                n.kind(),
+                "string" | "comment" | "template_string" | "regex" | "property_identifier"
+            ) {
+                continue;
+            }
+            let mut cursor = n.walk();
+            let children: Vec<Node<'_>> = n.named_children(&mut cursor).collect();
+            stack.extend(children.into_iter().rev());
+        }
+    }
+
+    fn stmt_inner(&mut self, node: Node<'_>) {
         match node.kind() {
             "import_statement" => self.import_statement(node),
             "export_statement" => self.export_statement(node),
@@ -1667,6 +1709,22 @@ impl<'a> Walker<'a> {
 
     /// Binding positions: identifiers, object/array patterns, defaults, rest elements.
     fn pattern(&mut self, node: Node<'_>, kind: DeclKind, stmt: Node<'_>, sig: Option<String>) {
+        if self.depth > MAX_NESTING {
+            self.flat(node);
+            return;
+        }
+        self.depth += 1;
+        self.pattern_inner(node, kind, stmt, sig);
+        self.depth -= 1;
+    }
+
+    fn pattern_inner(
+        &mut self,
+        node: Node<'_>,
+        kind: DeclKind,
+        stmt: Node<'_>,
+        sig: Option<String>,
+    ) {
         match node.kind() {
             "identifier" | "shorthand_property_identifier_pattern" => {
                 if node.kind() == "shorthand_property_identifier_pattern" {
@@ -1721,6 +1779,16 @@ impl<'a> Walker<'a> {
 
     /// An assignment's left side (not a declaration): write references.
     fn assign_target(&mut self, node: Node<'_>) {
+        if self.depth > MAX_NESTING {
+            self.flat(node);
+            return;
+        }
+        self.depth += 1;
+        self.assign_target_inner(node);
+        self.depth -= 1;
+    }
+
+    fn assign_target_inner(&mut self, node: Node<'_>) {
         match node.kind() {
             "identifier" | "shorthand_property_identifier_pattern" => {
                 if node.kind() == "shorthand_property_identifier_pattern" {
@@ -3419,6 +3487,17 @@ impl<'a> Walker<'a> {
     /// Records the references in an expression (or type); returns the reference the
     /// expression *is* (`a`, `a.b`), so that member accesses chain.
     fn expr(&mut self, node: Node<'_>) -> Option<RefIdx> {
+        if self.depth > MAX_NESTING {
+            self.flat(node);
+            return None;
+        }
+        self.depth += 1;
+        let r = self.expr_inner(node);
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self, node: Node<'_>) -> Option<RefIdx> {
         match node.kind() {
             "identifier" | "type_identifier" => {
                 let name = self.name(node);
@@ -3836,13 +3915,18 @@ fn specifier_name(text: &str) -> Name {
     Name::from(t)
 }
 
+/// The first identifier in `node`, depth first (iterative: nesting can be deep in garbage).
 fn first_identifier(node: Node<'_>) -> Option<Node<'_>> {
-    if node.kind() == "identifier" {
-        return Some(node);
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        if n.kind() == "identifier" {
+            return Some(n);
+        }
+        let mut cursor = n.walk();
+        let children: Vec<Node<'_>> = n.named_children(&mut cursor).collect();
+        stack.extend(children.into_iter().rev());
     }
-    let mut cursor = node.walk();
-    let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-    children.into_iter().find_map(first_identifier)
+    None
 }
 
 /// `a`, `a.b.c`: a dotted name the resolver can follow.
@@ -4034,6 +4118,41 @@ mod tests {
             }
             assert!(found > 3, "{language:?}: query found {found}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let mut sum = String::from("let x = 0");
+        for i in 0..20_000 {
+            sum.push_str(&format!(" + a{i}"));
+        }
+        sum.push_str(";\n");
+        let mut nested = String::new();
+        for _ in 0..3_000 {
+            nested.push_str("f(() => { if (y) { [");
+        }
+        for _ in 0..3_000 {
+            nested.push_str("] } });");
+        }
+        let patterns = format!(
+            "let {}a{} = x;\n[{}b{}] = y;\n",
+            "[".repeat(5_000),
+            "]".repeat(5_000),
+            "{ k: ".repeat(5_000),
+            " }".repeat(5_000)
+        );
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let a = index(Language::JavaScript, &sum).refs.len();
+                let b = index(Language::Tsx, &nested).refs.len();
+                index(Language::TypeScript, &patterns);
+                (a, b)
+            })
+            .expect("thread");
+        let (a, b) = handle.join().expect("no overflow");
+        assert_eq!(a, 20_000);
+        assert!(b >= 3_000, "{b}");
     }
 
     #[test]
