@@ -793,7 +793,10 @@ fn in_outline(index: &FileIndex, d: &Def) -> bool {
     if matches!(d.kind, SymbolKind::Parameter | SymbolKind::Import) {
         return false;
     }
+    // Module-level definitions and members count even without a key (not exported).
     d.key.is_some()
+        || d.scope == 0
+        || is_member(index, d)
         || matches!(
             d.kind,
             SymbolKind::Class | SymbolKind::Function | SymbolKind::Method | SymbolKind::Struct

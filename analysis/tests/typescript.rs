@@ -1125,6 +1125,8 @@ fn document_symbols_are_hierarchical() {
         }
         export interface Named { name: string }
         function main() {}
+        const internal = 1;
+        class Hidden { field = 1; }
         "#,
     );
     let symbols = f.analysis().document_symbols("main.ts").expect("symbols");
@@ -1141,7 +1143,9 @@ fn document_symbols_are_hierarchical() {
             "LIMIT:constant[]",
             "Shape:class[sides,area]",
             "Named:interface[name]",
-            "main:function[]"
+            "main:function[]",
+            "internal:variable[]",
+            "Hidden:class[field]"
         ]
     );
 }
