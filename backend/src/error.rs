@@ -116,6 +116,17 @@ impl IntoResponse for AppError {
             _ => {}
         }
         let mut response = error_response(status, self.code(), &self.to_string());
+        if let AppError::Unauthorized { code, .. } = &self {
+            let challenge = if *code == "invalid_token" {
+                "Bearer error=\"invalid_token\""
+            } else {
+                "Bearer"
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if let AppError::RateLimited(retry) = self {
             let secs = retry.as_secs().max(1);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

@@ -236,6 +236,7 @@ async fn login_and_me() {
         );
 
         let r = app.call(Method::GET, "/api/v1/me", None, None).await;
+        assert_eq!(r.headers["www-authenticate"], "Bearer");
         assert_eq!(
             (r.status, r.code()),
             (StatusCode::UNAUTHORIZED, "unauthorized")

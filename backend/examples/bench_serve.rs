@@ -1,0 +1,39 @@
+//! Load-test target for the backend benchmark (see the README's Benchmarks section): runs the
+//! API on `--bind` (default 127.0.0.1:7890) with the data dir given as the first argument and
+//! `DATABASE_URL` / `HIVESYNC_SERVER_JWT_SECRET` from the environment, and beside it a bare axum
+//! route (`GET /` → "ok", no layers) on the next port, so one load tool can compare both in the
+//! same run. Stops on Ctrl-C.
+#![allow(clippy::print_stdout)]
+
+use hivesync_backend::{Config, Server, Services};
+use std::net::SocketAddr;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let data_dir = args.next().ok_or("usage: bench_serve DATA_DIR [ADDR]")?;
+    let bind: SocketAddr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:7890".into())
+        .parse()?;
+    let config = Config {
+        bind,
+        data_dir: data_dir.into(),
+        database_url: std::env::var("DATABASE_URL").ok(),
+        jwt_secret: std::env::var("HIVESYNC_SERVER_JWT_SECRET").ok(),
+        auth_rate_limit_per_minute: 1_000_000,
+        ..Config::default()
+    };
+    let server = Server::bind(&config, Services::default()).await?;
+    let bare_addr = SocketAddr::new(bind.ip(), bind.port() + 1);
+    let bare = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(bare_addr).await?;
+    tokio::spawn(async move { axum::serve(listener, bare).await });
+    println!("api on http://{bind}, bare axum route on http://{bare_addr}/");
+    server
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
