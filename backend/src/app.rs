@@ -133,6 +133,22 @@ pub fn router(state: AppState) -> Router {
             .unwrap_or_else(|e| format!("{{\"error\":\"openapi: {e}\"}}")),
     ));
     let cfg = &state.config.config;
+    let (max_body, timeout) = (cfg.max_body_bytes, cfg.request_timeout());
+    let routes = routes
+        .fallback(not_found_fallback)
+        .method_not_allowed_fallback(method_not_allowed_fallback)
+        .layer(axum::Extension(doc));
+    with_layers(routes, max_body, timeout).with_state(state)
+}
+
+/// The cross-cutting layers, outermost first: request id, tracing (without credentials),
+/// JSON errors for whatever the inner layers answer, panic → 500, timeout → 503, body limit
+/// → 413.
+fn with_layers<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    max_body: usize,
+    timeout: Duration,
+) -> Router<S> {
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -156,15 +172,10 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            cfg.request_timeout(),
+            timeout,
         ))
-        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes));
-    routes
-        .fallback(not_found_fallback)
-        .method_not_allowed_fallback(method_not_allowed_fallback)
-        .layer(axum::Extension(doc))
-        .layer(layers)
-        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(max_body));
+    router.layer(layers)
 }
 
 /// A bound, ready-to-run server.
@@ -246,5 +257,51 @@ impl Server {
         state.sql.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn call(router: &Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let req = axum::http::Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .expect("request");
+        let resp = router.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).expect("JSON body"))
+    }
+
+    #[tokio::test]
+    async fn timeouts_and_panics_answer_in_the_error_shape() {
+        async fn slow() -> &'static str {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            "late"
+        }
+        async fn boom() -> &'static str {
+            panic!("secret detail")
+        }
+        let router = with_layers(
+            Router::new()
+                .route("/slow", get(slow))
+                .route("/boom", get(boom)),
+            1024,
+            Duration::from_millis(50),
+        );
+        let (status, body) = call(&router, "/slow").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "timeout");
+        let (status, body) = call(&router, "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("secret detail"));
     }
 }

@@ -287,6 +287,8 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     let (code, message) = match status {
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
         StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+        // The only 503 that is not already JSON comes from the timeout layer.
+        StatusCode::SERVICE_UNAVAILABLE => ("timeout", "the server did not answer in time"),
         StatusCode::METHOD_NOT_ALLOWED => (
             "method_not_allowed",
             "this route does not accept that method",
