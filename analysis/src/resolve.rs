@@ -576,25 +576,34 @@ impl Resolver<'_> {
                 return Some(self.item(f, &iface, item, depth));
             }
         }
+        let mut external_star = false;
         for &f in &files {
             let iface = file_interface(self.db, f);
             for &star in iface.stars.iter().rev() {
                 let Some(spec) = iface.imports.get(star as usize) else {
                     continue;
                 };
-                if let ModuleResolution::Project(sm) =
-                    self.resolve_module_from(f, &spec.module, spec.level)
-                    && sm != *m
-                    && self.star_exports(&sm, name)
-                    && let Some(res) = self.module_member(&sm, name, depth + 1)
-                {
-                    return Some(res);
+                match self.resolve_module_from(f, &spec.module, spec.level) {
+                    ModuleResolution::Project(sm) if sm != *m && self.star_exports(&sm, name) => {
+                        // A glob that finds the name but cannot resolve it (an import cycle)
+                        // does not hide later globs.
+                        if let Some(res) = self.module_member(&sm, name, depth + 1)
+                            && res.target != Target::Unresolved
+                        {
+                            return Some(res);
+                        }
+                    }
+                    ModuleResolution::External => external_star = true,
+                    _ => {}
                 }
             }
         }
-        self.lang
+        let sub = self
+            .lang
             .submodule(self.map, m, name)
-            .map(|sm| Resolved::new(Target::Module(sm.clone()), Entity::Module(sm)))
+            .map(|sm| Resolved::new(Target::Module(sm.clone()), Entity::Module(sm)));
+        // A name not found in a module that glob-imports an external module may come from it.
+        sub.or_else(|| external_star.then(Resolved::external))
     }
 
     /// An item of another file's interface (or this file's), following re-exports.

@@ -35,6 +35,13 @@ pub struct Rust;
 /// Added to `ModuleRequest::level` for `mod x;` declarations.
 pub const MOD_DECL: u32 = 1000;
 
+/// `ModuleRequest::level` of a `#[path = "file"]` module: the module string is the file path
+/// relative to the declaring file's directory (with `.` stored as [`DOT`]).
+pub const MOD_PATH: u32 = 2000;
+
+/// Stands for `.` in file paths stored as module strings (the resolver splits on `.`).
+const DOT: char = '\u{2024}';
+
 const KEYWORDS: &[&str] = &[
     "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
     "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
@@ -212,6 +219,25 @@ impl LanguageModule for Rust {
         from_path: &str,
         request: ModuleRequest<'_>,
     ) -> ModuleResolution {
+        if request.level == MOD_PATH {
+            let rel = request.module.replace(DOT, ".");
+            let mut out: Vec<&str> = Vec::new();
+            for seg in parent_dir(from_path).split('/').chain(rel.split('/')) {
+                match seg {
+                    "" | "." => {}
+                    ".." => {
+                        if out.pop().is_none() {
+                            return ModuleResolution::Missing;
+                        }
+                    }
+                    s => out.push(s),
+                }
+            }
+            return match map.file(&out.join("/")) {
+                Some(f) => ModuleResolution::Project(ModuleRef::File(f)),
+                None => ModuleResolution::Missing,
+            };
+        }
         let (decl, level) = if request.level >= MOD_DECL {
             (true, request.level - MOD_DECL)
         } else {
@@ -325,6 +351,9 @@ impl LanguageModule for Rust {
     }
 
     fn module_display(&self, module: &str, level: u32) -> String {
+        if level == MOD_PATH {
+            return format!("#[path] {}", module.replace(DOT, "."));
+        }
         let level = if level >= MOD_DECL {
             level - MOD_DECL
         } else {
@@ -417,7 +446,10 @@ fn crate_root_of(map: &ModuleMap, path: &str) -> Option<String> {
         }
     }
     let parent_base = dir.rsplit('/').next().unwrap_or(dir);
-    if matches!(parent_base, "tests" | "examples" | "benches" | "bin") {
+    if matches!(parent_base, "tests" | "examples" | "benches" | "bin")
+        && map.file(&join(dir, "lib.rs")).is_none()
+        && map.file(&join(dir, "main.rs")).is_none()
+    {
         return Some(path.to_owned());
     }
     // The innermost directory above with a lib.rs or main.rs.
@@ -709,6 +741,25 @@ impl<'a> Walker<'a> {
         (doc, u32::try_from(start).ok())
     }
 
+    /// The value of a `#[path = "…"]` attribute on an item.
+    fn path_attribute(&self, node: Node<'_>) -> Option<String> {
+        let mut prev = node.prev_named_sibling();
+        while let Some(p) = prev.filter(|p| p.kind() == "attribute_item") {
+            let text = self.src(p);
+            let inner = text.strip_prefix("#[")?.strip_suffix(']')?.trim();
+            if let Some(rest) = inner.strip_prefix("path")
+                && let Some(value) = rest.trim_start().strip_prefix('=')
+            {
+                let value = value.trim().trim_matches('"');
+                if !value.is_empty() {
+                    return Some(value.to_owned());
+                }
+            }
+            prev = p.prev_named_sibling();
+        }
+        None
+    }
+
     /// A one-line signature: the item's text up to its body.
     fn signature(&self, node: Node<'_>, end: usize) -> String {
         let text = self.text.get(node.start_byte()..end).unwrap_or("");
@@ -747,7 +798,19 @@ impl<'a> Walker<'a> {
         let saved_items = std::mem::take(&mut self.local_items);
         self.local_items = children
             .iter()
-            .filter(|c| is_item(c.kind()))
+            .filter(|c| {
+                // Items in the type namespace (what a `use` path can start with).
+                matches!(
+                    c.kind(),
+                    "mod_item"
+                        | "struct_item"
+                        | "union_item"
+                        | "enum_item"
+                        | "trait_item"
+                        | "type_item"
+                        | "extern_crate_declaration"
+                )
+            })
             .filter_map(|c| c.child_by_field_name("name"))
             .map(|n| self.src(n).to_owned())
             .collect();
@@ -842,15 +905,23 @@ impl<'a> Walker<'a> {
                         name_node.end_byte(),
                     );
                 }
-                // `mod x;`: binds the module file.
+                // `mod x;`: binds the module file (`#[path = "…"]` names it directly).
                 let mut path = self.mod_path.clone();
                 path.push(name.to_string());
-                let imp = self.push_import(
-                    path.join("::"),
-                    MOD_DECL + 1,
-                    ImportKind::Module { alias: None },
-                    name_node,
-                );
+                let imp = match self.path_attribute(node) {
+                    Some(file) => self.push_import(
+                        file.replace('.', &DOT.to_string()),
+                        MOD_PATH,
+                        ImportKind::Module { alias: None },
+                        name_node,
+                    ),
+                    None => self.push_import(
+                        path.join("::"),
+                        MOD_DECL + 1,
+                        ImportKind::Module { alias: None },
+                        name_node,
+                    ),
+                };
                 let (doc, doc_insert) = self.doc(node);
                 let mut b = Binding::new(
                     name.clone(),
@@ -1325,7 +1396,19 @@ impl<'a> Walker<'a> {
             || self
                 .index
                 .scope(self.scope)
-                .is_some_and(|s| s.names.contains_key(name))
+                .and_then(|s| s.names.get(name))
+                .and_then(|&d| self.index.def(d))
+                .is_some_and(|d| {
+                    matches!(
+                        d.kind,
+                        SymbolKind::Module
+                            | SymbolKind::Struct
+                            | SymbolKind::Enum
+                            | SymbolKind::Trait
+                            | SymbolKind::TypeAlias
+                            | SymbolKind::Import
+                    )
+                })
     }
 
     /// Whether `name` is bound in the scopes walked so far (or is an item of the module).
