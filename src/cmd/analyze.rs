@@ -33,6 +33,8 @@ enum Command {
     DocsGaps(RootArgs),
     /// Fuzzy search for definitions across the project
     Symbols(SymbolsArgs),
+    /// The project's files with blake3 hashes, sizes and languages, and the snapshot's hash
+    Manifest(super::analyze_manifest::ManifestArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +108,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Command::Rename(a) => rename(a),
         Command::DocsGaps(a) => docs_gaps(a),
         Command::Symbols(a) => symbols(a),
+        Command::Manifest(a) => super::analyze_manifest::manifest(a),
     }
 }
 
