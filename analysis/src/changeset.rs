@@ -16,6 +16,9 @@
 //! fails, the files already replaced are restored from the originals it kept. Files are only
 //! ever written under the root: a path through a symbolic link is refused. Directories created
 //! for new files are removed again on rollback; deleting a file never removes directories.
+//!
+//! Every error's message is complete — it names the file and includes its cause — so errors
+//! carry no `source()` chain that a `{:#}` formatter would print twice.
 
 use crate::manifest::{PathError, is_blake3_hex, validate_manifest_path};
 use hivesync_protocol::{ChangeSet, Confidence, FileChange, TextEdit};
@@ -70,12 +73,8 @@ pub enum EditError {
 /// What is wrong with a change set, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeSetError {
-    #[error("invalid path in change set: {source}")]
-    Path {
-        path: String,
-        #[source]
-        source: PathError,
-    },
+    #[error("invalid path in change set: {error}")]
+    Path { path: String, error: PathError },
     #[error("{path} appears more than once in the change set")]
     Duplicate { path: String },
     #[error("{path}: base hash {hash:?} is not a blake3 hex digest")]
@@ -84,12 +83,8 @@ pub enum ChangeSetError {
     DeleteWithoutBase { path: String },
     #[error("{path}: a deletion carries no edits")]
     DeleteWithEdits { path: String },
-    #[error("{path}: {source}")]
-    Edit {
-        path: String,
-        #[source]
-        source: EditError,
-    },
+    #[error("{path}: {error}")]
+    Edit { path: String, error: EditError },
     #[error(
         "{path}: the file is not UTF-8 text, so a change set cannot edit or delete it (its inverse could not restore it)"
     )]
@@ -159,9 +154,9 @@ pub fn apply_to_text(text: &str, edits: &[TextEdit]) -> Result<String, EditError
 pub fn validate(cs: &ChangeSet) -> Result<(), ChangeSetError> {
     let mut seen = BTreeSet::new();
     for f in &cs.files {
-        validate_manifest_path(&f.path).map_err(|source| ChangeSetError::Path {
+        validate_manifest_path(&f.path).map_err(|error| ChangeSetError::Path {
             path: f.path.clone(),
-            source,
+            error,
         })?;
         if !seen.insert(f.path.as_str()) {
             return Err(ChangeSetError::Duplicate {
@@ -188,9 +183,9 @@ pub fn validate(cs: &ChangeSet) -> Result<(), ChangeSetError> {
                 });
             }
         }
-        check_edit_order(&f.edits).map_err(|source| ChangeSetError::Edit {
+        check_edit_order(&f.edits).map_err(|error| ChangeSetError::Edit {
             path: f.path.clone(),
-            source,
+            error,
         })?;
     }
     Ok(())
@@ -198,9 +193,9 @@ pub fn validate(cs: &ChangeSet) -> Result<(), ChangeSetError> {
 
 /// The content of `f` after its edits, given its base text (`""` for a creation).
 fn new_text_of(f: &FileChange, base: &str) -> Result<String, ChangeSetError> {
-    apply_to_text(base, &f.edits).map_err(|source| ChangeSetError::Edit {
+    apply_to_text(base, &f.edits).map_err(|error| ChangeSetError::Edit {
         path: f.path.clone(),
-        source,
+        error,
     })
 }
 
@@ -261,22 +256,20 @@ pub enum ApplyError {
     Conflict(Vec<FileConflict>),
     #[error("{path}: {reason}; nothing was written")]
     Unsafe { path: String, reason: String },
-    #[error("{path}: cannot {action}: {source}; no file was changed")]
+    #[error("{path}: cannot {action}: {error}; no file was changed")]
     Io {
         path: String,
         action: &'static str,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error(
-        "{path}: cannot {action}: {source}; restoring the files already written failed too, these may be left changed: {}",
+        "{path}: cannot {action}: {error}; restoring the files already written failed too, these may be left changed: {}",
         unrestored.join(", ")
     )]
     RollbackFailed {
         path: String,
         action: &'static str,
-        #[source]
-        source: io::Error,
+        error: io::Error,
         /// `path: error` for each file that could not be restored.
         unrestored: Vec<String>,
     },
@@ -394,13 +387,13 @@ fn apply_with_hook(
         let temp = match &p.action {
             Action::Write(text) => match stage(root, p, text.as_bytes(), &mut created_dirs) {
                 Ok(t) => Some(t),
-                Err((action, source)) => {
+                Err((action, error)) => {
                     drop(staged);
                     remove_created_dirs(&created_dirs);
                     return Err(ApplyError::Io {
                         path: p.change.path.clone(),
                         action,
-                        source,
+                        error,
                     });
                 }
             },
@@ -437,21 +430,21 @@ fn apply_with_hook(
             let path = p.change.path.clone();
             return Err(match (failure, unrestored.is_empty()) {
                 (Failure::Conflict(c), true) => ApplyError::Conflict(vec![c]),
-                (Failure::Io(action, source), true) => ApplyError::Io {
+                (Failure::Io(action, error), true) => ApplyError::Io {
                     path,
                     action,
-                    source,
+                    error,
                 },
                 (Failure::Conflict(c), false) => ApplyError::RollbackFailed {
                     path,
                     action,
-                    source: io::Error::other(c.to_string()),
+                    error: io::Error::other(c.to_string()),
                     unrestored,
                 },
-                (Failure::Io(action, source), false) => ApplyError::RollbackFailed {
+                (Failure::Io(action, error), false) => ApplyError::RollbackFailed {
                     path,
                     action,
-                    source,
+                    error,
                     unrestored,
                 },
             });
@@ -512,11 +505,11 @@ fn safe_target(root: &Path, path: &str) -> Result<PathBuf, ApplyError> {
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-            Err(source) => {
+            Err(error) => {
                 return Err(ApplyError::Io {
                     path: path.to_owned(),
                     action: "inspect the path",
-                    source,
+                    error,
                 });
             }
         }
@@ -528,10 +521,10 @@ fn read_existing(
     target: &Path,
     path: &str,
 ) -> Result<Option<(Vec<u8>, fs::Permissions)>, ApplyError> {
-    let io_err = |source| ApplyError::Io {
+    let io_err = |error| ApplyError::Io {
         path: path.to_owned(),
         action: "read the file",
-        source,
+        error,
     };
     match fs::read(target) {
         Ok(bytes) => {
@@ -1101,7 +1094,11 @@ fn line_hunks(
     let new_lines = split_lines(new);
     let old_off = line_offsets(&old_lines);
     let new_off = line_offsets(&new_lines);
-    let ops = similar::capture_diff_slices(Algorithm::Myers, &old_lines, &new_lines);
+    let ops = normalise_ops(
+        similar::capture_diff_slices(Algorithm::Myers, &old_lines, &new_lines),
+        &old_lines,
+        &new_lines,
+    );
     let mut spans = Vec::new();
     for group in similar::group_diff_ops(ops, CONTEXT_LINES) {
         let changed: Vec<&DiffOp> = group
@@ -1149,6 +1146,72 @@ fn line_hunks(
         });
     }
     spans
+}
+
+/// `ops` with indices recomputed from their lengths alone. similar's Myers sometimes reports a
+/// `Delete` with a `new_index` (or an `Insert` with an `old_index`) past where the op sits in
+/// the other text (seen: a deletion before an equal line reported one line too far), which
+/// would shift hunk headers and selections; the lengths are right, so positions are
+/// re-derived by walking the ops in order. Should the equal runs not match after that, the
+/// whole text becomes one replacement — a coarse but correct diff.
+fn normalise_ops(ops: Vec<DiffOp>, old: &[&str], new: &[&str]) -> Vec<DiffOp> {
+    let (mut oi, mut ni) = (0, 0);
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        let (old_len, new_len) = (op.old_range().len(), op.new_range().len());
+        out.push(match op.tag() {
+            DiffTag::Equal => DiffOp::Equal {
+                old_index: oi,
+                new_index: ni,
+                len: old_len,
+            },
+            DiffTag::Delete => DiffOp::Delete {
+                old_index: oi,
+                old_len,
+                new_index: ni,
+            },
+            DiffTag::Insert => DiffOp::Insert {
+                old_index: oi,
+                new_index: ni,
+                new_len,
+            },
+            DiffTag::Replace => DiffOp::Replace {
+                old_index: oi,
+                old_len,
+                new_index: ni,
+                new_len,
+            },
+        });
+        oi += old_len;
+        ni += new_len;
+    }
+    let consistent = oi == old.len()
+        && ni == new.len()
+        && out.iter().all(|op| {
+            op.tag() != DiffTag::Equal || old.get(op.old_range()) == new.get(op.new_range())
+        });
+    if consistent {
+        return out;
+    }
+    match (old.is_empty(), new.is_empty()) {
+        (true, true) => Vec::new(),
+        (false, true) => vec![DiffOp::Delete {
+            old_index: 0,
+            old_len: old.len(),
+            new_index: 0,
+        }],
+        (true, false) => vec![DiffOp::Insert {
+            old_index: 0,
+            new_index: 0,
+            new_len: new.len(),
+        }],
+        (false, false) => vec![DiffOp::Replace {
+            old_index: 0,
+            old_len: old.len(),
+            new_index: 0,
+            new_len: new.len(),
+        }],
+    }
 }
 
 /// 1-based start and length for a hunk header; an empty range starts at the line before it.
@@ -1329,7 +1392,7 @@ mod tests {
         let oob = cs(vec![modify("a.txt", "é", vec![edit(0, 9, "")])]);
         let err = apply(dir.path(), &oob).unwrap_err();
         assert!(
-            matches!(&err, ApplyError::Invalid(ChangeSetError::Edit { path, source: EditError::OutOfBounds { .. } }) if path == "a.txt"),
+            matches!(&err, ApplyError::Invalid(ChangeSetError::Edit { path, error: EditError::OutOfBounds { .. } }) if path == "a.txt"),
             "{err}"
         );
         let split = cs(vec![modify("a.txt", "é", vec![edit(1, 2, "")])]);
@@ -1653,6 +1716,27 @@ mod tests {
             Err(DiffError::UnknownHunks {
                 ids: vec!["nope".into()]
             })
+        );
+    }
+
+    #[test]
+    fn hunk_positions_do_not_trust_myers_indices() {
+        // similar's Myers reports the deletion of the first line at new index 1 here; the
+        // header and the selection must still start at line 1.
+        let base = "one\n\n\t";
+        let change = cs(vec![modify("f", base, vec![edit(0, 3, "\ntwo")])]);
+        let texts = BTreeMap::from([("f".to_owned(), base.to_owned())]);
+        let hunks = diff_files(&texts, &change).unwrap().remove(0).hunks;
+        assert_eq!(hunks.len(), 1);
+        assert!(
+            hunks[0].text.starts_with("@@ -1,3 +1,4 @@\n"),
+            "{}",
+            hunks[0].text
+        );
+        let all = select_hunks(&change, &texts, &[hunks[0].id.as_str()]).unwrap();
+        assert_eq!(
+            apply_to_text(base, &all.files[0].edits).unwrap(),
+            "\ntwo\n\n\t"
         );
     }
 

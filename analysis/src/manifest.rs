@@ -21,6 +21,9 @@
 //!   the root, names that are not valid manifest paths (not UTF-8, control characters,
 //!   backslashes) — are skipped and reported in [`Snapshot::skipped`] (and counted in the
 //!   `skipped` metadata entry) instead of failing the whole snapshot.
+//!
+//! Error messages are complete (they name the path and include the cause), with no `source()`
+//! chain to print twice.
 
 use hivesync_protocol::{Language, Manifest, ManifestFile};
 use rayon::prelude::*;
@@ -86,12 +89,8 @@ pub struct SkippedEntry {
 /// A manifest could not be built at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("project root {path} cannot be read: {source}")]
-    Root {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("project root {path} cannot be read: {error}")]
+    Root { path: PathBuf, error: io::Error },
     #[error("project root {path} is not a directory")]
     RootNotDirectory { path: PathBuf },
 }
@@ -165,12 +164,8 @@ pub fn manifest_hash(files: &[ManifestFile]) -> String {
 /// What is wrong with a manifest received from elsewhere (e.g. by the backend).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestValidationError {
-    #[error("manifest entry {index} has an invalid path: {source}")]
-    Path {
-        index: usize,
-        #[source]
-        source: PathError,
-    },
+    #[error("manifest entry {index} has an invalid path: {error}")]
+    Path { index: usize, error: PathError },
     #[error(
         "manifest entry {index} ({path:?}) is out of order or a duplicate; files must be sorted by path, each path once"
     )]
@@ -192,7 +187,7 @@ pub enum ManifestValidationError {
 pub fn validate_manifest(manifest: &Manifest) -> Result<(), ManifestValidationError> {
     for (index, file) in manifest.files.iter().enumerate() {
         validate_manifest_path(&file.path)
-            .map_err(|source| ManifestValidationError::Path { index, source })?;
+            .map_err(|error| ManifestValidationError::Path { index, error })?;
         if index > 0 && manifest.files[index - 1].path >= file.path {
             return Err(ManifestValidationError::Order {
                 index,
@@ -235,18 +230,18 @@ pub fn build_manifest(root: &Path, opts: &ManifestOptions) -> Result<Manifest, M
 /// `.git/HEAD` can be read, `git_head` (the commit) and `git_ref` (e.g. `refs/heads/main`,
 /// absent for a detached HEAD).
 pub fn build_snapshot(root: &Path, opts: &ManifestOptions) -> Result<Snapshot, ManifestError> {
-    let meta = fs::metadata(root).map_err(|source| ManifestError::Root {
+    let meta = fs::metadata(root).map_err(|error| ManifestError::Root {
         path: root.to_owned(),
-        source,
+        error,
     })?;
     if !meta.is_dir() {
         return Err(ManifestError::RootNotDirectory {
             path: root.to_owned(),
         });
     }
-    let canonical_root = fs::canonicalize(root).map_err(|source| ManifestError::Root {
+    let canonical_root = fs::canonicalize(root).map_err(|error| ManifestError::Root {
         path: root.to_owned(),
-        source,
+        error,
     })?;
 
     let (candidates, mut skipped) = walk(root, &canonical_root, opts);

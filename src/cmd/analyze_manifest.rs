@@ -35,8 +35,7 @@ pub fn manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
     let opts = ManifestOptions {
         include_hidden: args.include_hidden,
     };
-    // The library's message already names the cause; do not repeat it as a chain.
-    let snapshot = build_snapshot(&root, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let snapshot = build_snapshot(&root, &opts)?;
     if args.json {
         for s in &snapshot.skipped {
             tracing::warn!("skipped {}: {}", s.path, s.reason);
