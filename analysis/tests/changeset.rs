@@ -313,14 +313,23 @@ enum Action {
     Delete,
 }
 
-fn text() -> impl Strategy<Value = String> {
+fn text() -> &'static str {
     "[a-zé€😀\n\r\t ]{0,40}"
 }
 
+/// Short lines from a tiny alphabet: many equal lines, so the line diff has choices to make.
+fn lines() -> &'static str {
+    "[ab\n\n\r€]{0,30}"
+}
+
 fn action() -> impl Strategy<Value = Action> {
+    action_with(text())
+}
+
+fn action_with(text: &'static str) -> impl Strategy<Value = Action> {
     prop_oneof![
         1 => Just(Action::Keep),
-        4 => prop::collection::vec((any::<usize>(), any::<usize>(), text(), any::<bool>()), 0..5)
+        4 => prop::collection::vec((any::<usize>(), any::<usize>(), text, any::<bool>()), 0..5)
             .prop_map(Action::Edit),
         1 => Just(Action::Delete),
     ]
@@ -425,5 +434,53 @@ proptest! {
         let undo_partial = apply(root, &partial).expect("some hunks apply");
         apply(root, &undo_partial).expect("their inverse applies");
         prop_assert_eq!(&snapshot(root), &before);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `git apply` of the rendered diff gives the same files as `apply` (random text with
+    /// CRLF, lone CR, multibyte characters and missing final newlines).
+    #[test]
+    fn git_applies_the_rendered_diff_like_apply(
+        files in prop::collection::vec((lines(), action_with(lines())), 1..4),
+        creates in prop::collection::vec(lines(), 0..2),
+    ) {
+        let ours = tempfile::tempdir().expect("tempdir");
+        let theirs = tempfile::tempdir().expect("tempdir");
+        let mut changes = Vec::new();
+        for (i, (content, action)) in files.iter().enumerate() {
+            let path = format!("d{}/f{i}.txt", i % 2);
+            write_all(ours.path(), &[(path.as_str(), content.as_str())]);
+            write_all(theirs.path(), &[(path.as_str(), content.as_str())]);
+            match action {
+                Action::Keep => {}
+                Action::Delete => changes.push(delete(&path, content)),
+                Action::Edit(raw) => changes.push(modify(&path, content, normalise(content, raw))),
+            }
+        }
+        for (i, content) in creates.iter().enumerate() {
+            changes.push(create(&format!("new/c{i}.txt"), content));
+        }
+        let cs = ChangeSet { title: "random".into(), files: changes };
+        let texts = read_base_texts(ours.path(), &cs).expect("bases");
+        let diff = render_unified_diff(&texts, &cs).expect("diff");
+        apply(ours.path(), &cs).expect("applies");
+
+        prop_assert!(git(theirs.path(), &["init", "-q"]).status.success());
+        let patch = theirs.path().join(".git").join("change.patch");
+        fs::write(&patch, &diff).expect("write patch");
+        let patch = patch.to_string_lossy().into_owned();
+        if !diff.is_empty() {
+            let applied = git(theirs.path(), &["apply", "--whitespace=nowarn", &patch]);
+            prop_assert!(
+                applied.status.success(),
+                "git apply failed: {}\n{}",
+                String::from_utf8_lossy(&applied.stderr),
+                diff
+            );
+        }
+        prop_assert_eq!(snapshot(theirs.path()), snapshot(ours.path()), "{}", diff);
     }
 }
