@@ -726,7 +726,6 @@ fn parse_tsconfig(map: &ModuleMap, path: &str, text: &str, depth: u32) -> Option
     let json = parse_jsonc(text)?;
     let dir = parent_dir(path);
     let mut cfg = TsConfig::default();
-    let mut paths_base_declared: Option<String> = None;
     if depth < 8
         && let Some(ext) = json.get("extends").and_then(|e| e.as_str())
         && (ext.starts_with("./") || ext.starts_with("../"))
@@ -752,7 +751,6 @@ fn parse_tsconfig(map: &ModuleMap, path: &str, text: &str, depth: u32) -> Option
     {
         // `paths` are relative to `baseUrl` when set, else to the config declaring them.
         let base = cfg.base_url.clone().unwrap_or_else(|| dir.to_owned());
-        paths_base_declared = Some(base.clone());
         cfg.paths = paths
             .iter()
             .map(|(pattern, targets)| {
@@ -769,7 +767,6 @@ fn parse_tsconfig(map: &ModuleMap, path: &str, text: &str, depth: u32) -> Option
             })
             .collect();
     }
-    let _ = paths_base_declared;
     Some(cfg)
 }
 
@@ -3034,8 +3031,7 @@ impl<'a> Walker<'a> {
         node: Node<'_>,
         signature: Option<String>,
     ) {
-        let imp = self.self_import(node);
-        let imp = self.alias_import(imp, target, None, node);
+        let imp = self.alias_import(target, None, node);
         let mut spec = Binding::new(
             "default".into(),
             SymbolKind::Import,
@@ -3049,13 +3045,7 @@ impl<'a> Walker<'a> {
     }
 
     /// An import of `name` from the file itself (an export under another name).
-    fn alias_import(
-        &mut self,
-        _self_imp: ImportIdx,
-        name: Name,
-        alias: Option<Name>,
-        node: Node<'_>,
-    ) -> ImportIdx {
+    fn alias_import(&mut self, name: Name, alias: Option<Name>, node: Node<'_>) -> ImportIdx {
         let idx = self.index.imports.len() as ImportIdx;
         self.index.imports.push(Import {
             module: "".into(),
@@ -3119,8 +3109,7 @@ impl<'a> Walker<'a> {
                 if let Some(alias) = alias
                     && alias != name
                 {
-                    let self_imp = self.self_import(stmt);
-                    let imp = self.alias_import(self_imp, name, Some(alias.clone()), stmt);
+                    let imp = self.alias_import(name, Some(alias.clone()), stmt);
                     let mut spec = Binding::new(
                         alias,
                         SymbolKind::Import,
@@ -3464,7 +3453,7 @@ impl<'a> Walker<'a> {
         spec.doc_insert = doc_insert;
         if let Some(target) = alias_of {
             self.export_names.push(target.clone());
-            spec.import = Some(self.alias_import(self_imp, target, Some(name), stmt));
+            spec.import = Some(self.alias_import(target, Some(name), stmt));
             spec.kind = SymbolKind::Import;
         }
         let d = self.push_def(0, None, spec);
