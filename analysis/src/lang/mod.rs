@@ -25,7 +25,10 @@
 //!      which yields a *probable* match by name);
 //!    - one [`Import`](crate::model::Import) per imported binding, plus a `Def` of kind
 //!      `Import` for the name it binds and a `Qualifier::ImportMember` ref for the imported
-//!      name (that ref is what a rename of the original definition edits).
+//!      name (that ref is what a rename of the original definition edits);
+//!    - the ranges of shorthand names in
+//!      [`FileIndex::shorthand`](crate::model::FileIndex::shorthand) (`{ a }` in JavaScript,
+//!      which a rename must turn into `{ a: b }`).
 //!
 //!    Never put anything from inside a function body into a `Def` with a `key` (except
 //!    members assigned through `self`), so that [`FileInterface`](crate::model::FileInterface)
