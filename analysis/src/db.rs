@@ -113,6 +113,12 @@ pub fn file_interface(db: &dyn salsa::Database, file: SourceFile) -> Arc<FileInt
     Arc::new(FileInterface::from_index(&file_index(db, file)))
 }
 
+/// Line starts of a file, for converting offsets to line/column (memoized per text).
+#[salsa::tracked(returns(clone))]
+pub fn line_index(db: &dyn salsa::Database, file: SourceFile) -> Arc<crate::model::LineIndex> {
+    Arc::new(crate::model::LineIndex::new(file.text(db)))
+}
+
 /// Paths the engine reads besides source files (import configuration of other languages).
 pub fn is_config_file(path: &str) -> bool {
     let base = path.rsplit('/').next().unwrap_or(path);

@@ -241,7 +241,7 @@ impl Analysis {
 
     fn location(&self, file: SourceFile, range: TextRange, confidence: Confidence) -> Location {
         let text = file.text(&self.db);
-        let li = LineIndex::new(text);
+        let li = crate::db::line_index(&self.db, file);
         let (line, column) = li.position(text, range.start);
         let (end_line, end_column) = li.position(text, range.end);
         Location {

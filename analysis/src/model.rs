@@ -304,6 +304,9 @@ pub struct FileIndex {
     /// Names written once for both a property key and a binding or reference (`{ a }` in a
     /// JavaScript object or pattern): a rename there keeps the key (`a: renamed`). Sorted.
     pub shorthand: Vec<TextRange>,
+    /// Glob re-exports other files see but that bind nothing in the file itself
+    /// (`export * from 'm'`); glob imports that also bind locally go in `Scope::stars`.
+    pub reexports: Vec<ImportIdx>,
 }
 
 impl FileIndex {
@@ -324,6 +327,7 @@ impl FileIndex {
             all: None,
             parse_errors: 0,
             shorthand: Vec::new(),
+            reexports: Vec::new(),
         }
     }
 
@@ -435,7 +439,7 @@ impl FileInterface {
             Some(j)
         };
         if let Some(module) = index.scopes.first() {
-            for &star in &module.stars {
+            for &star in module.stars.iter().chain(&index.reexports) {
                 if let Some(j) = spec_of(&mut iface, star) {
                     iface.stars.push(j);
                 }
@@ -479,7 +483,7 @@ impl FileInterface {
 }
 
 /// Converts byte offsets to 1-based (line, character column) positions and back.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineIndex {
     line_starts: Vec<u32>,
 }

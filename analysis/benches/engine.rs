@@ -1,0 +1,231 @@
+//! Engine benchmark: cold analysis of a project, references after a one-line body edit, and a
+//! rename plan for the most-referenced symbol. Prints figures; asserts nothing about time.
+//!
+//! ```sh
+//! HIVESYNC_BENCH_ROOT=/tmp/dj/src cargo bench -p hivesync-analysis --bench engine
+//! ```
+//!
+//! Without `HIVESYNC_BENCH_ROOT` it generates a synthetic Python project (200 modules) in a
+//! temporary directory, so the benchmark always runs.
+
+use hivesync_analysis::db::file_index;
+use hivesync_analysis::model::LineIndex;
+use hivesync_analysis::resolve::{DefKey, def_index, file_resolution};
+use hivesync_analysis::{AnalysisHost, FilePosition};
+use hivesync_protocol::Language;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let (root, _guard) = match std::env::var_os("HIVESYNC_BENCH_ROOT") {
+        Some(r) => (PathBuf::from(r), None),
+        None => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            generate(dir.path(), 200);
+            (dir.path().to_path_buf(), Some(dir))
+        }
+    };
+    println!("root: {}", root.display());
+
+    let started = Instant::now();
+    let (mut host, report) = AnalysisHost::load_dir(&root).expect("load");
+    let analysis = host.snapshot();
+    let (index, resolve) = analysis.warm().expect("warm");
+    let stats = analysis.stats().expect("stats");
+    let cold = started.elapsed();
+    drop(analysis);
+    println!(
+        "cold: {:.1} ms (read {:.1}, index {:.1}, resolve {:.1}); files {:?}; definitions {}; references {:?}",
+        ms(cold),
+        ms(report.read),
+        ms(index),
+        ms(resolve),
+        report.files_by_language,
+        stats.definitions,
+        stats.references
+    );
+
+    // Raw indexing speed, one thread, no salsa: separates parsing from database overhead.
+    {
+        use hivesync_analysis::lang::LanguageModule;
+        let snapshot = host.snapshot();
+        let texts: Vec<(String, std::sync::Arc<str>)> = report_paths(&host)
+            .into_iter()
+            .filter_map(|p| snapshot.text(&p).map(|t| (p, t)))
+            .collect();
+        let t = Instant::now();
+        let mut defs = 0;
+        for (path, text) in &texts {
+            defs += hivesync_analysis::lang::python::Python
+                .index(Language::Python, path, text)
+                .defs
+                .len();
+        }
+        println!(
+            "raw python indexing, one thread: {:.1} ms for {} files ({defs} definitions)",
+            ms(t.elapsed()),
+            texts.len()
+        );
+    }
+
+    // The most-referenced definition (exact references), and a function body to edit.
+    let mut counts: HashMap<(String, String), usize> = HashMap::new();
+    let mut body_sites: Vec<(String, u32)> = Vec::new();
+    let files: Vec<_> = {
+        let db = host.db();
+        let mut v: Vec<_> = hivesync_analysis::db::Workspace::try_get(db)
+            .map(|w| w.files(db).to_vec())
+            .unwrap_or_default();
+        v.retain(|f| f.language(db) == Some(Language::Python));
+        v
+    };
+    {
+        let db = host.db();
+        for &f in &files {
+            let res = file_resolution(db, f);
+            for (id, refs) in &res.by_def {
+                if let DefKey::Path(key) = &id.key {
+                    *counts
+                        .entry((id.file.path(db).to_string(), key.to_string()))
+                        .or_default() += refs.len();
+                }
+            }
+            if body_sites.len() < 2 {
+                let idx = file_index(db, f);
+                if let Some(d) = idx
+                    .defs
+                    .iter()
+                    .find(|d| d.body.is_some() && d.doc_insert.is_some() && d.key.is_some())
+                {
+                    body_sites.push((f.path(db).to_string(), d.doc_insert.unwrap_or(0)));
+                }
+            }
+        }
+    }
+    let Some(((def_path, def_key), nrefs)) = counts.into_iter().max_by_key(|(_, n)| *n) else {
+        println!("no cross-file references found; nothing more to measure");
+        return;
+    };
+    let def_pos = {
+        let db = host.db();
+        let file = host.file(&def_path).expect("file");
+        let idx = file_index(db, file);
+        let id = hivesync_analysis::resolve::DefId {
+            file,
+            key: DefKey::Path(def_key.as_str().into()),
+        };
+        let d = def_index(&idx, &id).expect("def");
+        let text = file.text(db);
+        let (line, column) =
+            LineIndex::new(text).position(text, idx.defs[d as usize].name_range.start);
+        FilePosition {
+            path: def_path.clone(),
+            line,
+            column,
+        }
+    };
+    println!("most referenced: {def_key} in {def_path} ({nrefs} exact references)");
+
+    // Rename plan.
+    let analysis = host.snapshot();
+    let mut samples = Vec::new();
+    for i in 0..5 {
+        let t = Instant::now();
+        let plan = analysis.rename(&def_pos, &format!("renamed_{i}"));
+        samples.push(t.elapsed());
+        if i == 0 {
+            match plan {
+                Ok(p) => println!(
+                    "rename plan: {} exact and {} probable edits in {} files",
+                    p.exact_edits,
+                    p.probable_edits,
+                    p.change.files.len()
+                ),
+                Err(e) => println!("rename plan refused: {e}"),
+            }
+        }
+    }
+    println!("rename plan: p50 {:.2} ms", ms(p50(&mut samples)));
+    drop(analysis);
+
+    // One-line edits inside a function body, each followed by the references query.
+    // Edit a file other than the definition's, so the cursor position stays valid.
+    let Some((edit_path, at)) = body_sites.into_iter().find(|(p, _)| *p != def_path) else {
+        println!("no function body to edit");
+        return;
+    };
+    let original = host.snapshot().text(&edit_path).expect("text").to_string();
+    let at = at as usize;
+    let line_start = original[..at].rfind('\n').map(|p| p + 1).unwrap_or(0);
+    let indent: String = original[line_start..at]
+        .chars()
+        .take_while(|c| c.is_whitespace())
+        .collect();
+    let mut samples = Vec::new();
+    let mut found = 0;
+    for i in 0..30 {
+        let mut text = original.clone();
+        text.insert_str(at, &format!("_bench_local = {i}\n{indent}"));
+        host.set_file(&edit_path, text);
+        let analysis = host.snapshot();
+        let t = Instant::now();
+        let refs = analysis.references(&def_pos, true).expect("refs");
+        samples.push(t.elapsed());
+        found = refs.len();
+    }
+    println!(
+        "references after a one-line body edit in {edit_path}: p50 {:.2} ms ({found} locations)",
+        ms(p50(&mut samples))
+    );
+    let analysis = host.snapshot();
+    let t = Instant::now();
+    let _ = analysis.stats();
+    println!(
+        "re-resolving everything after the edits (stats): {:.2} ms",
+        ms(t.elapsed())
+    );
+}
+
+fn report_paths(host: &AnalysisHost) -> Vec<String> {
+    let db = host.db();
+    hivesync_analysis::db::Workspace::try_get(db)
+        .map(|w| {
+            w.files(db)
+                .iter()
+                .filter(|f| f.language(db) == Some(Language::Python))
+                .map(|f| f.path(db).to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn p50(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// A synthetic project: `n` modules in packages, each importing helpers from the previous one.
+fn generate(root: &std::path::Path, n: usize) {
+    std::fs::create_dir_all(root.join("proj")).expect("mkdir");
+    std::fs::write(root.join("proj/__init__.py"), "").expect("write");
+    std::fs::write(
+        root.join("proj/core.py"),
+        "class Base:\n    \"\"\"Base.\"\"\"\n    def run(self, x):\n        return x\n\ndef helper(a, b=1):\n    return a + b\n",
+    )
+    .expect("write");
+    for i in 0..n {
+        let mut s =
+            String::from("from proj.core import Base, helper\nimport proj.core as core\n\n");
+        for j in 0..10 {
+            s.push_str(&format!(
+                "class C{i}_{j}(Base):\n    def method(self, v):\n        total = helper(v)\n        for k in range(v):\n            total += helper(k, total)\n        return self.run(total)\n\ndef f{i}_{j}(a):\n    obj = C{i}_{j}()\n    return obj.method(a) + core.helper(a)\n\n"
+            ));
+        }
+        std::fs::write(root.join(format!("proj/m{i}.py")), s).expect("write");
+    }
+}
