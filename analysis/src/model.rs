@@ -163,7 +163,8 @@ pub struct Scope {
     pub globals: Vec<Name>,
     /// Names declared `nonlocal` here (Python).
     pub nonlocals: Vec<Name>,
-    /// Glob imports active in this scope (`from m import *`, `use m::*`, `export *`).
+    /// Glob imports active in this scope (`from m import *`, `use m::*`); re-export-only
+    /// globs (`export * from 'm'`) are in `FileIndex::reexports`.
     pub stars: Vec<ImportIdx>,
 }
 

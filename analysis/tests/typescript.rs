@@ -211,6 +211,22 @@ fn reexports_named_renamed_and_star() {
 }
 
 #[test]
+fn export_star_binds_nothing_locally() {
+    assert_eq!(
+        defs(
+            r#"
+            //- /impl.ts
+            export function helper() {}
+            //- /index.ts
+            export * from './impl';
+            helper$0();
+            "#
+        ),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn local_export_clause_with_alias() {
     let fixture = r#"
         //- /a.ts

@@ -1022,7 +1022,7 @@ impl<'a> Walker<'a> {
         // `exports.x` naming nothing this file exports (and no `export *` could supply it):
         // an unknown property, not a broken import.
         if let Some(own) = self.self_import
-            && self.index.scopes[0].stars.is_empty()
+            && self.index.reexports.is_empty()
         {
             let exported: HashSet<Name> = self
                 .index
@@ -2903,7 +2903,7 @@ impl<'a> Walker<'a> {
                 }
                 None => {
                     let imp = self.push_import(module, ImportKind::Star, source);
-                    self.index.scopes[0].stars.push(imp);
+                    self.index.reexports.push(imp);
                 }
             }
             return;
@@ -3185,7 +3185,7 @@ impl<'a> Walker<'a> {
         {
             self.is_module = true;
             let imp = self.push_import(self.name(src), ImportKind::Star, src);
-            self.index.scopes[0].stars.push(imp);
+            self.index.reexports.push(imp);
             return true;
         }
         if callee != "Object.defineProperty" || args.len() != 3 || !self.is_exports_object(args[0])
@@ -3348,7 +3348,7 @@ impl<'a> Walker<'a> {
                                 Some(src) => {
                                     let imp =
                                         self.push_import(self.name(src), ImportKind::Star, src);
-                                    self.index.scopes[0].stars.push(imp);
+                                    self.index.reexports.push(imp);
                                 }
                                 None => {
                                     self.expr(p);
@@ -3373,7 +3373,7 @@ impl<'a> Walker<'a> {
                 if let Some(src) = self.require_source(right) {
                     // `module.exports = require('./impl')`: re-export everything.
                     let imp = self.push_import(self.name(src), ImportKind::Star, src);
-                    self.index.scopes[0].stars.push(imp);
+                    self.index.reexports.push(imp);
                     return;
                 }
                 self.expr(right);
