@@ -223,6 +223,9 @@ pub fn file_resolution(db: &dyn salsa::Database, file: SourceFile) -> Arc<FileRe
         index: &index,
         import_cache: HashMap::new(),
         entities: Vec::with_capacity(index.refs.len()),
+        files_cache: HashMap::new(),
+        top_cache: HashMap::new(),
+        member_cache: HashMap::new(),
     };
     let mut out = FileResolution {
         targets: Vec::with_capacity(index.refs.len()),
@@ -355,6 +358,11 @@ struct Resolver<'a> {
     index: &'a FileIndex,
     import_cache: HashMap<ImportIdx, ModuleResolution>,
     entities: Vec<Entity>,
+    /// Per-resolution caches for modules made of many files (Go packages): their files, the
+    /// file declaring each top-level name, and the file declaring each member key.
+    files_cache: HashMap<ModuleRef, Arc<[SourceFile]>>,
+    top_cache: HashMap<ModuleRef, Arc<HashMap<Name, SourceFile>>>,
+    member_cache: HashMap<SourceFile, Arc<HashMap<Name, SourceFile>>>,
 }
 
 impl Resolver<'_> {
@@ -479,9 +487,39 @@ impl Resolver<'_> {
         None
     }
 
+    /// The files of a module (cached for this resolution).
+    fn files_of(&mut self, m: &ModuleRef) -> Arc<[SourceFile]> {
+        if let Some(files) = self.files_cache.get(m) {
+            return files.clone();
+        }
+        let files: Arc<[SourceFile]> = self.lang.module_files_in(self.db, self.map, m).into();
+        self.files_cache.insert(m.clone(), files.clone());
+        files
+    }
+
+    /// The file of a many-file module that declares the top-level `name` (first file wins).
+    fn top_file(&mut self, m: &ModuleRef, files: &[SourceFile], name: &str) -> Option<SourceFile> {
+        if files.len() < 4 {
+            return files
+                .iter()
+                .copied()
+                .find(|&f| file_interface(self.db, f).top.contains_key(name));
+        }
+        if !self.top_cache.contains_key(m) {
+            let mut all: HashMap<Name, SourceFile> = HashMap::new();
+            for &f in files {
+                for key in file_interface(self.db, f).top.keys() {
+                    all.entry(key.clone()).or_insert(f);
+                }
+            }
+            self.top_cache.insert(m.clone(), Arc::new(all));
+        }
+        self.top_cache.get(m).and_then(|t| t.get(name).copied())
+    }
+
     /// Whether `from m import *` brings `name` in.
-    fn star_exports(&self, m: &ModuleRef, name: &str) -> bool {
-        for f in self.lang.module_files_in(self.db, self.map, m) {
+    fn star_exports(&mut self, m: &ModuleRef, name: &str) -> bool {
+        for f in self.files_of(m).iter().copied() {
             let iface = file_interface(self.db, f);
             match &iface.all {
                 Some(all) => {
@@ -569,15 +607,15 @@ impl Resolver<'_> {
             };
             return self.class_member(&id, name, depth + 1);
         }
-        let files = self.lang.module_files_in(self.db, self.map, m);
-        for &f in &files {
+        let files = self.files_of(m);
+        if let Some(f) = self.top_file(m, &files, name) {
             let iface = file_interface(self.db, f);
             if let Some(&item) = iface.top.get(name) {
                 return Some(self.item(f, &iface, item, depth));
             }
         }
         let mut external_star = false;
-        for &f in &files {
+        for &f in files.iter() {
             let iface = file_interface(self.db, f);
             for &star in iface.stars.iter().rev() {
                 let Some(spec) = iface.imports.get(star as usize) else {
@@ -721,11 +759,28 @@ impl Resolver<'_> {
                     };
                 }
                 let member_key = format!("{key}.{name}");
-                for f in self.lang.member_files(self.map, class.file) {
+                let members = match self.member_cache.get(&class.file) {
+                    Some(m) => m.clone(),
+                    None => {
+                        let mut all: HashMap<Name, SourceFile> = HashMap::new();
+                        for f in self.lang.member_files(self.map, class.file) {
+                            if f == class.file {
+                                continue;
+                            }
+                            for k in file_interface(self.db, f).keys.keys() {
+                                if k.contains('.') {
+                                    all.entry(k.clone()).or_insert(f);
+                                }
+                            }
+                        }
+                        let all = Arc::new(all);
+                        self.member_cache.insert(class.file, all.clone());
+                        all
+                    }
+                };
+                if let Some(&f) = members.get(member_key.as_str()) {
                     let other = file_interface(self.db, f);
-                    if f != class.file
-                        && let Some(&m) = other.keys.get(member_key.as_str())
-                    {
+                    if let Some(&m) = other.keys.get(member_key.as_str()) {
                         return Some(self.item(f, &other, m, depth));
                     }
                 }

@@ -869,3 +869,28 @@ fn syntax_errors_leave_the_rest_analysed() {
     );
     assert_eq!(f.analysis().stats().expect("stats").parse_errors, 1);
 }
+
+#[test]
+fn package_level_variable_typed_in_another_file() {
+    assert_eq!(
+        defs(
+            r#"
+            //- /app/state.go
+            package app
+
+            var current Server
+            //- /app/server.go
+            package app
+
+            type Server struct{ Name string }
+
+            func (s *Server) Stop() {}
+            //- /app/main.go
+            package app
+
+            func shutdown() { current.Stop$0() }
+            "#
+        ),
+        ["app/server.go:5:18"]
+    );
+}

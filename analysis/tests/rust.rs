@@ -762,3 +762,62 @@ fn syntax_errors_leave_the_rest_analysed() {
     );
     assert_eq!(f.analysis().stats().expect("stats").parse_errors, 1);
 }
+
+#[test]
+fn path_attribute_names_the_module_file() {
+    assert_eq!(
+        defs(
+            r#"
+            //- /src/lib.rs
+            #[path = "platform/unix_impl.rs"]
+            mod imp;
+            pub fn f() { imp::open$0(); }
+            //- /src/platform/unix_impl.rs
+            pub fn open() {}
+            "#
+        ),
+        ["src/platform/unix_impl.rs:1:8"]
+    );
+}
+
+#[test]
+fn glob_reexports_of_external_modules_are_not_errors() {
+    let f = Fixture::parse(
+        r#"
+        //- /src/lib.rs
+        mod sync;
+        mod a;
+        mod b;
+        use sync::{Arc, Local};
+        pub fn f(_: Arc<u8>, _: Local) {}
+        //- /src/sync.rs
+        pub use std::sync::*;
+        pub struct Local;
+        //- /src/a.rs
+        pub use crate::b::*;
+        pub fn only_a() {}
+        //- /src/b.rs
+        pub use crate::a::*;
+        pub fn only_b() {}
+        "#,
+    );
+    assert_eq!(f.analysis().diagnostics(None).expect("diagnostics"), vec![]);
+    // Mutual glob re-exports terminate and still find each side's items.
+    let f = Fixture::parse(
+        r#"
+        //- /src/lib.rs
+        mod a;
+        mod b;
+        pub fn g() { a::only_b$0(); }
+        //- /src/a.rs
+        pub use crate::b::*;
+        //- /src/b.rs
+        pub use crate::a::*;
+        pub fn only_b() {}
+        "#,
+    );
+    assert_eq!(
+        render(&f.analysis().definition(&f.position()).expect("defs")),
+        ["src/b.rs:2:8"]
+    );
+}

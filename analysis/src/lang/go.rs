@@ -291,10 +291,23 @@ impl LanguageModule for Go {
         map: &ModuleMap,
         module: &ModuleRef,
     ) -> Vec<SourceFile> {
-        let ModuleRef::Dir(name) = module else {
-            return self.module_files(map, module);
+        let (dir, variant) = match module {
+            ModuleRef::Dir(name) => name.split_once(VARIANT).unwrap_or((name, "")),
+            // A file's names are its package's (declared types are looked up this way).
+            ModuleRef::File(f) => {
+                let Some(path) = map.path_of(*f) else {
+                    return vec![*f];
+                };
+                let variant = if !path.ends_with("_test.go") {
+                    ""
+                } else if go_package_name(db, *f).ends_with("_test") {
+                    "xtest"
+                } else {
+                    "test"
+                };
+                (parent_dir(path), variant)
+            }
         };
-        let (dir, variant) = name.split_once(VARIANT).unwrap_or((name, ""));
         go_files(map, dir)
             .filter(|(path, f)| {
                 if !path.ends_with("_test.go") {
@@ -741,8 +754,23 @@ impl<'a> Walker<'a> {
             OWN_TEST_PACKAGE
         };
         // The rest of the package is visible as if glob-imported.
+        // It lives in a scope enclosing the file scope, so that it is searched after the file's
+        // own names but is not part of the file's interface (a package does not re-export
+        // itself, and following it from every file would loop through the package).
         let own = self.push_import("".into(), level, ImportKind::Star, root);
-        self.index.scopes[0].stars.push(own);
+        let package_scope = self.new_scope_in(
+            ScopeKind::Module,
+            TextRange {
+                start: u32::MAX,
+                end: u32::MAX,
+            },
+            None,
+            None,
+        );
+        if let Some(s) = self.index.scopes.get_mut(package_scope as usize) {
+            s.stars.push(own);
+        }
+        self.index.scopes[0].parent = Some(package_scope);
 
         // Pass 1: imports and types (so that methods can find their receiver's type).
         for c in &children {
