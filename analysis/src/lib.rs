@@ -11,6 +11,7 @@
 
 pub mod changeset;
 pub mod db;
+pub mod editor;
 pub mod fixture;
 pub mod ide;
 pub mod lang;
