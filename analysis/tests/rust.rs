@@ -821,3 +821,47 @@ fn glob_reexports_of_external_modules_are_not_errors() {
         ["src/b.rs:2:8"]
     );
 }
+
+#[test]
+fn rename_local_used_in_struct_shorthand_keeps_the_field() {
+    let out = rename(
+        r#"
+        //- /src/lib.rs
+        pub struct P { x: i32 }
+        pub fn f(x$0: i32) -> i32 {
+            let p = P { x };
+            let P { x: y } = p;
+            x + y
+        }
+        pub fn g(p: P) -> i32 {
+            let P { x } = p;
+            x
+        }
+        "#,
+        "value",
+        false,
+    )
+    .expect("rename");
+    assert_eq!(
+        out[0].1,
+        "pub struct P { x: i32 }\npub fn f(value: i32) -> i32 {\n    let p = P { x: value };\n    let P { x: y } = p;\n    value + y\n}\npub fn g(p: P) -> i32 {\n    let P { x } = p;\n    x\n}\n"
+    );
+    // The binding of a shorthand pattern, renamed, keeps the field too.
+    let out = rename(
+        r#"
+        //- /src/lib.rs
+        pub struct P { x: i32 }
+        pub fn g(p: P) -> i32 {
+            let P { x } = p;
+            x$0
+        }
+        "#,
+        "n",
+        false,
+    )
+    .expect("rename");
+    assert_eq!(
+        out[0].1,
+        "pub struct P { x: i32 }\npub fn g(p: P) -> i32 {\n    let P { x: n } = p;\n    n\n}\n"
+    );
+}

@@ -37,7 +37,13 @@
 //! 4. Implement [`LanguageModule::resolve_module`] with the language's import rules over the
 //!    [`ModuleMap`] (every project path and directory), and `submodule` for `pkg.name` lookups.
 //!    Languages whose "module" is a directory of files (Go packages) return
-//!    `ModuleRef::Dir` and list the files in [`LanguageModule::module_files`].
+//!    `ModuleRef::Dir` and list the files in [`LanguageModule::module_files`] (or
+//!    [`LanguageModule::module_files_in`] when membership depends on file contents). Optional
+//!    hooks: [`LanguageModule::member_files`] (members declared in other files, Go methods),
+//!    [`LanguageModule::module_item`] (modules that are items, Rust inline modules),
+//!    [`LanguageModule::is_public`], [`LanguageModule::rename_refusal`] and
+//!    [`LanguageModule::module_display`]. A variable, parameter or field whose type is known
+//!    stores it in `Def::bases`, so that `x.member` resolves exactly through that type.
 //! 5. Add fixture tests in `analysis/tests/<lang>.rs` using [`crate::fixture`]: a multi-file
 //!    snippet with `//- /path` headers and a `$0` cursor, and the expected definition,
 //!    references or rename result beside it. Cover every scope and import rule, and the

@@ -614,6 +614,8 @@ impl<'a> Walker<'a> {
     }
 
     fn finish(mut self) -> FileIndex {
+        self.index.shorthand.sort();
+        self.index.shorthand.dedup();
         for (i, d) in self.index.defs.iter().enumerate() {
             if let Some(key) = &d.key {
                 self.index.by_key.entry(key.clone()).or_insert(i as DefIdx);
@@ -1754,7 +1756,8 @@ impl<'a> Walker<'a> {
                             self.pattern(p, kind, stmt, None);
                         }
                         (Some(n), None) => {
-                            // Shorthand `S { x }` binds `x`.
+                            // Shorthand `S { x }` binds `x` (renamed as `x: new`).
+                            self.index.shorthand.push(Self::range(n));
                             let mut b =
                                 Binding::new(self.name(n), kind, Self::range(n), Self::range(stmt));
                             b.signature = Some(collapse_ws(self.src(c)));
@@ -1988,6 +1991,15 @@ impl<'a> Walker<'a> {
                                 }
                                 if let Some(v) = f.child_by_field_name("value") {
                                     self.expr(v);
+                                }
+                            }
+                            "shorthand_field_initializer" => {
+                                // `S { x }`: a rename of the local `x` must write `x: new`.
+                                for c in named_children(f) {
+                                    if c.kind() == "identifier" {
+                                        self.index.shorthand.push(Self::range(c));
+                                    }
+                                    self.expr(c);
                                 }
                             }
                             _ => {
