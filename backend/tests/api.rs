@@ -842,3 +842,60 @@ async fn members_and_roles() {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_demotions_keep_an_owner() {
+    for b in backends() {
+        let app = app(&b).await;
+        let (ada_id, ada, _) = app.user("ada@example.com").await;
+        let (bob_id, bob, _) = app.user("bob@example.com").await;
+        for round in 0..5 {
+            let project = app.project(&ada, &format!("p{round}")).await;
+            let bob_path = format!("/api/v1/projects/{project}/members/{bob_id}");
+            let ada_path = format!("/api/v1/projects/{project}/members/{ada_id}");
+            let r = app
+                .call(
+                    Method::PUT,
+                    &bob_path,
+                    Some(&ada),
+                    Some(json!({"role": "owner"})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED);
+            // Each owner steps down at the same moment: exactly one may.
+            let (a, b2) = tokio::join!(
+                app.call(
+                    Method::PUT,
+                    &ada_path,
+                    Some(&ada),
+                    Some(json!({"role": "viewer"}))
+                ),
+                app.call(
+                    Method::PUT,
+                    &bob_path,
+                    Some(&bob),
+                    Some(json!({"role": "viewer"}))
+                ),
+            );
+            let mut statuses = [a.status, b2.status];
+            statuses.sort();
+            assert_eq!(
+                statuses,
+                [StatusCode::OK, StatusCode::CONFLICT],
+                "{} round {round}",
+                b.name()
+            );
+            let members = app
+                .get(&format!("/api/v1/projects/{project}/members"), &ada)
+                .await;
+            let owners = members
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["role"] == "owner")
+                .count();
+            assert_eq!(owners, 1);
+        }
+    }
+}
