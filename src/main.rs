@@ -34,6 +34,8 @@ enum Command {
     Server(cmd::server::Args),
     /// Analyse a project: stats, definitions, references, rename plans, documentation gaps
     Analyze(cmd::analyze::Args),
+    /// Run the language server on stdin/stdout (for editors)
+    Lsp(cmd::lsp::Args),
 }
 
 /// Exit codes shared by every subcommand.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Config(args) => cmd::config::run(&args, &source, &global),
         Command::Server(args) => cmd::server::run(&args, &source),
         Command::Analyze(args) => cmd::analyze::run(&args),
+        Command::Lsp(args) => cmd::lsp::run(&args, &source),
     };
     match result {
         Ok(code) => code,

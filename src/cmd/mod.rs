@@ -3,4 +3,5 @@
 pub mod analyze;
 pub mod analyze_manifest;
 pub mod config;
+pub mod lsp;
 pub mod server;

@@ -4,6 +4,8 @@
 //! The binary is taken from `HIVESYNC_BIN` when set (CI and `cargo xtask test` set it after
 //! building), otherwise from the workspace's `target/debug/hivesync`.
 
+pub mod lsp;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

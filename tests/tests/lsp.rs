@@ -1,0 +1,643 @@
+//! `hivesync lsp` end to end: the real binary, spoken to over stdio as an editor would.
+//! initialize (encoding negotiation, watcher registration, indexing progress) → didOpen → every
+//! feature → incremental didChange → updated results; watched-file changes on disk; diagnostics;
+//! configuration; cancellation; malformed input; shutdown/exit with nothing but protocol on
+//! stdout.
+
+use hivesync_e2e::lsp::{LspClient, uri};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+const SHAPES: &str = "\
+class Shape:
+    \"\"\"A shape.\"\"\"
+
+    def area(self, scale):
+        return 0
+
+
+def make_shape(width, height):
+    return Shape()
+";
+
+const APP: &str = "\
+from pkg.shapes import Shape, make_shape
+import pkg.missing
+
+
+def main():
+    s = make_shape(3, 4)
+    width = 2
+    t = make_shape(width, 5)
+    s.area(2)
+    return Shape(), t
+";
+
+fn project(home: &Path) -> PathBuf {
+    let root = home.join("proj");
+    std::fs::create_dir_all(root.join("pkg")).expect("mkdir");
+    std::fs::write(root.join("pkg/__init__.py"), "").expect("write");
+    std::fs::write(root.join("pkg/shapes.py"), SHAPES).expect("write");
+    std::fs::write(root.join("app.py"), APP).expect("write");
+    root
+}
+
+fn full_caps() -> Value {
+    json!({
+        "general": {"positionEncodings": ["utf-16"]},
+        "window": {"workDoneProgress": true},
+        "workspace": {
+            "didChangeWatchedFiles": {"dynamicRegistration": true},
+            "workspaceEdit": {"documentChanges": true, "changeAnnotationSupport": {"groupsOnLabel": true}},
+            "codeLens": {"refreshSupport": true},
+            "inlayHint": {"refreshSupport": true}
+        }
+    })
+}
+
+/// A started, indexed server on the Python project.
+fn start(home: &Path) -> (LspClient, PathBuf) {
+    let root = project(home);
+    let mut c = LspClient::start(home);
+    c.initialize(&root, full_caps(), json!({}));
+    c.wait_indexed();
+    (c, root)
+}
+
+fn pos(path: &Path, line: u32, character: u32) -> Value {
+    json!({"textDocument": {"uri": uri(path)}, "position": {"line": line, "character": character}})
+}
+
+/// (file name, line, character) of each location.
+fn places(locations: &Value) -> Vec<(String, u64, u64)> {
+    let mut out: Vec<(String, u64, u64)> = locations
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {locations}"))
+        .iter()
+        .map(|l| {
+            let u = l["uri"].as_str().expect("uri");
+            let name = u.rsplit("/proj/").next().unwrap_or(u).to_owned();
+            (
+                name,
+                l["range"]["start"]["line"].as_u64().expect("line"),
+                l["range"]["start"]["character"]
+                    .as_u64()
+                    .expect("character"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn finish(c: LspClient) {
+    let (status, violations) = c.shutdown();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(violations.is_empty(), "non-protocol output: {violations:?}");
+}
+
+#[test]
+fn initialize_negotiates_encoding_registers_watchers_and_reports_indexing() {
+    let home = tempfile::tempdir().expect("tmp");
+    let root = project(home.path());
+    let mut c = LspClient::start(home.path());
+    let mut caps = full_caps();
+    caps["general"]["positionEncodings"] = json!(["utf-8", "utf-16"]);
+    let init = c.initialize(&root, caps, json!({}));
+    assert_eq!(init["capabilities"]["positionEncoding"], "utf-8");
+    assert_eq!(init["capabilities"]["textDocumentSync"]["change"], 2);
+    assert_eq!(init["serverInfo"]["name"], "hivesync");
+    let reg = c.wait_for("the watcher registration", |m| {
+        m["method"] == "client/registerCapability"
+    });
+    assert_eq!(
+        reg["params"]["registrations"][0]["method"],
+        "workspace/didChangeWatchedFiles"
+    );
+    c.wait_indexed();
+    let reports: Vec<String> = c
+        .received
+        .iter()
+        .filter(|m| m["method"] == "$/progress")
+        .filter_map(|m| m["params"]["value"]["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        reports.iter().any(|r| r == "Indexing 3/3 files"),
+        "{reports:?}"
+    );
+    finish(c);
+
+    // Without UTF-8 on offer, positions are UTF-16.
+    let mut c = LspClient::start(home.path());
+    let init = c.initialize(&root, json!({}), json!({}));
+    assert_eq!(init["capabilities"]["positionEncoding"], "utf-16");
+    finish(c);
+}
+
+#[test]
+fn navigation_hover_and_symbols_on_python() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    let app = root.join("app.py");
+    let shapes = root.join("pkg/shapes.py");
+    c.open(&app, "python", APP);
+
+    // `make_shape` in `s = make_shape(3, 4)`.
+    let defs = c.result("textDocument/definition", pos(&app, 5, 9));
+    assert_eq!(places(&defs), vec![("pkg/shapes.py".into(), 7, 4)]);
+    let decl = c.result("textDocument/declaration", pos(&app, 5, 9));
+    assert_eq!(places(&decl), places(&defs));
+
+    let mut with_decl = pos(&shapes, 7, 5);
+    with_decl["context"] = json!({"includeDeclaration": true});
+    let refs = c.result("textDocument/references", with_decl.clone());
+    assert_eq!(
+        places(&refs),
+        vec![
+            ("app.py".into(), 0, 30),
+            ("app.py".into(), 5, 8),
+            ("app.py".into(), 7, 8),
+            ("pkg/shapes.py".into(), 7, 4),
+        ]
+    );
+    with_decl["context"] = json!({"includeDeclaration": false});
+    let refs = c.result("textDocument/references", with_decl);
+    assert_eq!(places(&refs).len(), 3);
+
+    let hover = c.result("textDocument/hover", pos(&app, 9, 12));
+    assert_eq!(hover["contents"]["kind"], "markdown");
+    let text = hover["contents"]["value"].as_str().expect("markdown");
+    assert!(text.starts_with("```python\nclass Shape"), "{text}");
+    assert!(text.contains("A shape."), "{text}");
+
+    let symbols = c.result(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri(&shapes)}}),
+    );
+    assert_eq!(symbols[0]["name"], "Shape");
+    assert_eq!(symbols[0]["kind"], 5);
+    assert_eq!(symbols[0]["children"][0]["name"], "area");
+    assert_eq!(symbols[0]["children"][0]["kind"], 6);
+    assert_eq!(symbols[1]["name"], "make_shape");
+    assert_eq!(
+        symbols[1]["selectionRange"]["start"],
+        json!({"line": 7, "character": 4})
+    );
+
+    let found = c.result("workspace/symbol", json!({"query": "mkshp"}));
+    assert_eq!(found[0]["name"], "make_shape");
+    assert_eq!(
+        places(&json!([found[0]["location"]])),
+        vec![("pkg/shapes.py".into(), 7, 4)]
+    );
+    finish(c);
+}
+
+#[test]
+fn rename_gives_exact_edits_and_clear_refusals() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    let app = root.join("app.py");
+    let shapes = root.join("pkg/shapes.py");
+    c.open(&app, "python", APP);
+
+    let prep = c.result("textDocument/prepareRename", pos(&app, 5, 10));
+    assert_eq!(prep["placeholder"], "make_shape");
+    assert_eq!(prep["range"]["start"], json!({"line": 5, "character": 8}));
+
+    let mut params = pos(&app, 5, 10);
+    params["newName"] = json!("build_shape");
+    let edit = c.result("textDocument/rename", params);
+    let changes = edit["changes"].as_object().expect("changes");
+    assert_eq!(changes[&uri(&app)].as_array().map(Vec::len), Some(3));
+    assert_eq!(changes[&uri(&shapes)].as_array().map(Vec::len), Some(1));
+    assert_eq!(changes[&uri(&shapes)][0]["newText"], "build_shape");
+
+    // `area` has a probable reference (`s.area`): rename edits only the exact ones.
+    let mut params = pos(&shapes, 3, 9);
+    params["newName"] = json!("surface");
+    let edit = c.result("textDocument/rename", params);
+    assert!(edit["changes"].get(uri(&app)).is_none(), "{edit}");
+
+    let mut params = pos(&app, 5, 10);
+    params["newName"] = json!("class");
+    let refused = c.request("textDocument/rename", params);
+    let message = refused["error"]["message"].as_str().expect("an error");
+    assert!(message.contains("keyword"), "{message}");
+
+    let mut params = pos(&app, 5, 10);
+    params["newName"] = json!("Shape");
+    let refused = c.request("textDocument/rename", params);
+    let message = refused["error"]["message"].as_str().expect("an error");
+    assert!(
+        message.contains("conflict") && message.contains("Shape"),
+        "{message}"
+    );
+
+    // A name from outside the project cannot be renamed: prepareRename says so.
+    let outside = c.request("textDocument/prepareRename", pos(&app, 1, 9));
+    assert!(
+        outside["error"]["message"].as_str().is_some() || outside["result"].is_null(),
+        "{outside}"
+    );
+    finish(c);
+}
+
+#[test]
+fn incremental_edits_update_results_in_utf16() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    let app = root.join("app.py");
+    c.open(&app, "python", APP);
+    let refs_of_make_shape = |c: &mut LspClient| {
+        let mut p = pos(&app, 0, 32);
+        p["context"] = json!({"includeDeclaration": false});
+        places(&c.result("textDocument/references", p))
+    };
+    assert_eq!(refs_of_make_shape(&mut c).len(), 3);
+
+    // Insert a line with an emoji (two UTF-16 units) before a new call.
+    c.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": {"uri": uri(&app), "version": 2},
+            "contentChanges": [{
+                "range": {"start": {"line": 6, "character": 0}, "end": {"line": 6, "character": 0}},
+                "text": "    e = \"😀\"; u = make_shape(1, 2)\n"
+            }]
+        }),
+    );
+    let refs = refs_of_make_shape(&mut c);
+    assert!(refs.contains(&("app.py".into(), 6, 18)), "{refs:?}");
+    assert_eq!(refs.len(), 4);
+    // Definition at the UTF-16 column of the new call.
+    let defs = c.result("textDocument/definition", pos(&app, 6, 20));
+    assert_eq!(places(&defs), vec![("pkg/shapes.py".into(), 7, 4)]);
+
+    // Replace the new line's call with a plain value: back to three references.
+    c.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": {"uri": uri(&app), "version": 3},
+            "contentChanges": [{
+                "range": {"start": {"line": 6, "character": 18}, "end": {"line": 6, "character": 34}},
+                "text": "1"
+            }]
+        }),
+    );
+    assert_eq!(refs_of_make_shape(&mut c).len(), 3);
+    finish(c);
+}
+
+#[test]
+fn diagnostics_follow_edits() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    let app = root.join("app.py");
+    c.open(&app, "python", APP);
+    let published = c.wait_for("diagnostics for app.py", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&app)
+            && m["params"]["diagnostics"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty())
+    });
+    let d = &published["params"]["diagnostics"][0];
+    assert_eq!(d["code"], "unresolved-import");
+    assert_eq!(d["range"]["start"]["line"], 1);
+    assert_eq!(d["source"], "hivesync");
+    c.clear_received();
+    // Delete the bad import: the next publication is empty.
+    c.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": {"uri": uri(&app), "version": 2},
+            "contentChanges": [{
+                "range": {"start": {"line": 1, "character": 0}, "end": {"line": 2, "character": 0}},
+                "text": ""
+            }]
+        }),
+    );
+    let published = c.wait_for("new diagnostics", |m| {
+        m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri(&app)
+    });
+    assert_eq!(published["params"]["diagnostics"], json!([]));
+    assert_eq!(published["params"]["version"], 2);
+    finish(c);
+}
+
+#[test]
+fn watched_file_changes_on_disk_update_results() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    let shapes = root.join("pkg/shapes.py");
+    let refs = |c: &mut LspClient| {
+        let mut p = pos(&shapes, 7, 5);
+        p["context"] = json!({"includeDeclaration": false});
+        places(&c.result("textDocument/references", p))
+    };
+    assert_eq!(refs(&mut c).len(), 3);
+
+    let other = root.join("other.py");
+    std::fs::write(
+        &other,
+        "from pkg.shapes import make_shape\nmake_shape(1, 2)\n",
+    )
+    .expect("write");
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(&other), "type": 1}]}),
+    );
+    let found = refs(&mut c);
+    assert!(found.contains(&("other.py".into(), 1, 0)), "{found:?}");
+    assert_eq!(found.len(), 5);
+
+    // A checkout that rewrites app.py without the calls.
+    std::fs::write(root.join("app.py"), "x = 1\n").expect("write");
+    std::fs::remove_file(&other).expect("rm");
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [
+            {"uri": uri(&root.join("app.py")), "type": 2},
+            {"uri": uri(&other), "type": 3}
+        ]}),
+    );
+    assert_eq!(refs(&mut c), Vec::new());
+    finish(c);
+}
+
+#[test]
+fn inlay_hints_code_lens_and_code_actions() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    let app = root.join("app.py");
+    let shapes = root.join("pkg/shapes.py");
+    c.open(&app, "python", APP);
+    c.open(&shapes, "python", SHAPES);
+
+    let range = json!({"start": {"line": 0, "character": 0}, "end": {"line": 20, "character": 0}});
+    let hints = c.result(
+        "textDocument/inlayHint",
+        json!({"textDocument": {"uri": uri(&app)}, "range": range}),
+    );
+    let labels: Vec<(u64, u64, String)> = hints
+        .as_array()
+        .expect("hints")
+        .iter()
+        .map(|h| {
+            (
+                h["position"]["line"].as_u64().expect("line"),
+                h["position"]["character"].as_u64().expect("char"),
+                h["label"].as_str().expect("label").to_owned(),
+            )
+        })
+        .collect();
+    // `make_shape(width, 5)`: `width` names its parameter already; `s.area(2)` is probable.
+    assert_eq!(
+        labels,
+        vec![
+            (5, 19, "width:".into()),
+            (5, 22, "height:".into()),
+            (7, 26, "height:".into()),
+        ]
+    );
+
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"hivesync": {"inlayHints": {"parameterNames": false}, "colour": 1}}}),
+    );
+    let hints = c.result(
+        "textDocument/inlayHint",
+        json!({"textDocument": {"uri": uri(&app)}, "range": range}),
+    );
+    assert_eq!(hints, json!([]));
+    let warning = c.wait_for("a warning about the unknown key", |m| {
+        m["method"] == "window/logMessage"
+            && m["params"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("colour"))
+    });
+    assert_eq!(warning["params"]["type"], 2);
+
+    let lenses = c.result(
+        "textDocument/codeLens",
+        json!({"textDocument": {"uri": uri(&shapes)}}),
+    );
+    let titles: Vec<&str> = lenses
+        .as_array()
+        .expect("lenses")
+        .iter()
+        .filter_map(|l| l["command"]["title"].as_str())
+        .collect();
+    assert_eq!(
+        titles,
+        vec!["2 references", "0 references (+1 probable)", "3 references"]
+    );
+
+    // "Add documentation comment" on `make_shape`.
+    let actions = c.result(
+        "textDocument/codeAction",
+        json!({
+            "textDocument": {"uri": uri(&shapes)},
+            "range": {"start": {"line": 7, "character": 5}, "end": {"line": 7, "character": 5}},
+            "context": {"diagnostics": []}
+        }),
+    );
+    let doc = actions
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["title"] == "Add documentation comment")
+        .unwrap_or_else(|| panic!("no doc action in {actions}"));
+    let edit = &doc["edit"]["changes"][uri(&shapes)][0];
+    assert_eq!(edit["range"]["start"], json!({"line": 8, "character": 4}));
+    assert!(
+        edit["newText"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("\"\"\"TODO: describe `make_shape`.")
+                && t.contains("width: TODO.")),
+        "{edit}"
+    );
+
+    // "Rename … including probable matches" on `area`: first a command (no name known yet).
+    let area_actions = |c: &mut LspClient| {
+        c.result(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": {"uri": uri(&shapes)},
+                "range": {"start": {"line": 3, "character": 9}, "end": {"line": 3, "character": 9}},
+                "context": {"diagnostics": []}
+            }),
+        )
+    };
+    let actions = area_actions(&mut c);
+    let rename = actions
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| {
+            a["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Rename symbol across files"))
+        })
+        .unwrap_or_else(|| panic!("no probable rename action in {actions}"))
+        .clone();
+    assert_eq!(
+        rename["command"]["command"],
+        "hivesync.renameIncludingProbable"
+    );
+
+    // Executed with a name, it asks the editor to apply an edit whose probable part needs
+    // confirmation.
+    let mut args = rename["command"]["arguments"].clone();
+    args.as_array_mut().expect("args").push(json!("surface"));
+    let r = c.result(
+        "workspace/executeCommand",
+        json!({"command": "hivesync.renameIncludingProbable", "arguments": args}),
+    );
+    assert_eq!(r["applied"], true);
+    let applied = c
+        .applied_edits
+        .last()
+        .expect("an applyEdit request")
+        .clone();
+    let annotations = &applied["edit"]["changeAnnotations"];
+    assert_eq!(annotations["hivesync.probable"]["needsConfirmation"], true);
+    let app_edits = applied["edit"]["documentChanges"]
+        .as_array()
+        .expect("documentChanges")
+        .iter()
+        .find(|d| d["textDocument"]["uri"] == uri(&app))
+        .expect("app.py is edited")
+        .clone();
+    assert_eq!(app_edits["edits"][0]["annotationId"], "hivesync.probable");
+    assert_eq!(
+        app_edits["edits"][0]["range"]["start"],
+        json!({"line": 8, "character": 6})
+    );
+
+    // After a rename request, the action carries the edit for the last name directly.
+    let mut params = pos(&shapes, 3, 9);
+    params["newName"] = json!("surface");
+    c.result("textDocument/rename", params);
+    let actions = area_actions(&mut c);
+    let direct = actions
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| {
+            a["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("to `surface`"))
+        })
+        .unwrap_or_else(|| panic!("no direct action in {actions}"));
+    assert!(direct["edit"]["changeAnnotations"]["hivesync.probable"].is_object());
+
+    // The editor applies that rename (exact edits): on the renamed method, the follow-up
+    // action renames the probable matches of the old name, each for review.
+    c.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": {"uri": uri(&shapes), "version": 2},
+            "contentChanges": [{
+                "range": {"start": {"line": 3, "character": 8}, "end": {"line": 3, "character": 12}},
+                "text": "surface"
+            }]
+        }),
+    );
+    let actions = area_actions(&mut c);
+    let follow = actions
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["title"] == "Rename 1 probable match of `area` to `surface` (review each)")
+        .unwrap_or_else(|| panic!("no follow-up action in {actions}"));
+    let changes = follow["edit"]["documentChanges"]
+        .as_array()
+        .expect("changes");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["textDocument"]["uri"], uri(&app));
+    assert_eq!(changes[0]["edits"][0]["annotationId"], "hivesync.probable");
+    assert_eq!(changes[0]["edits"][0]["newText"], "surface");
+    finish(c);
+}
+
+#[test]
+fn cancelled_requests_answer_request_cancelled() {
+    let home = tempfile::tempdir().expect("tmp");
+    let root = home.path().join("big");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    for i in 0..400 {
+        let mut text = String::new();
+        for j in 0..30 {
+            text.push_str(&format!("def function_{i}_{j}(a, b):\n    return a\n\n"));
+        }
+        std::fs::write(root.join(format!("m{i}.py")), text).expect("write");
+    }
+    let mut c = LspClient::start(home.path());
+    c.initialize(&root, full_caps(), json!({}));
+    c.wait_indexed();
+    let id = c.send_request("workspace/symbol", json!({"query": "f"}));
+    c.notify("$/cancelRequest", json!({"id": id}));
+    let response = c.response(id);
+    assert_eq!(response["error"]["code"], -32800, "{response}");
+    // The server goes on answering.
+    let found = c.result("workspace/symbol", json!({"query": "function_3_4"}));
+    assert_eq!(found[0]["name"], "function_3_4");
+    finish(c);
+}
+
+#[test]
+fn bad_input_gets_protocol_answers_and_never_a_crash() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    let missing = root.join("nope.py");
+    // Unopened, non-existent file.
+    assert_eq!(
+        c.result("textDocument/definition", pos(&missing, 0, 0)),
+        Value::Null
+    );
+    assert_eq!(
+        c.result(
+            "textDocument/documentSymbol",
+            json!({"textDocument": {"uri": uri(&missing)}})
+        ),
+        Value::Null
+    );
+    // Positions outside the document.
+    let app = root.join("app.py");
+    assert_eq!(
+        c.result("textDocument/hover", pos(&app, 999, 0)),
+        Value::Null
+    );
+    // Past the end of a line: clamped to the line's end (the protocol's rule).
+    let far = c.request("textDocument/definition", pos(&app, 0, 999));
+    assert!(far.get("error").is_none(), "{far}");
+    // A binary-ish document and a file type without a language.
+    let bin = root.join("blob.py");
+    c.open(&bin, "python", "\u{0}\u{1}\u{2}def \u{0}(");
+    assert!(
+        c.request("textDocument/hover", pos(&bin, 0, 4))
+            .get("error")
+            .is_none()
+    );
+    let readme = root.join("README.md");
+    c.open(&readme, "markdown", "# hi\n");
+    assert_eq!(
+        c.result("textDocument/definition", pos(&readme, 0, 2)),
+        Value::Null
+    );
+    // A non-file URI.
+    let r = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": "untitled:Untitled-1"}, "position": {"line": 0, "character": 0}}),
+    );
+    assert_eq!(r["result"], Value::Null);
+    // Unknown method and malformed JSON.
+    let r = c.request("hivesync/noSuchMethod", json!({}));
+    assert_eq!(r["error"]["code"], -32601);
+    c.send_raw(b"Content-Length: 8\r\n\r\n{\"jsonrp");
+    let defs = c.result("textDocument/definition", pos(&app, 5, 9));
+    assert_eq!(places(&defs).len(), 1);
+    finish(c);
+}
