@@ -22,7 +22,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -174,13 +173,17 @@ fn with_layers<S: Clone + Send + Sync + 'static>(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(RequestBodyLimitLayer::new(max_body));
+        // The JSON limit binds the extractors (`Json`, `Bytes`); upload routes stream their
+        // bodies with their own limits (`routes::snapshots::UPLOAD_ROUTES`).
+        .layer(axum::extract::DefaultBodyLimit::max(max_body));
     router.layer(layers)
 }
 
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: tokio::net::TcpListener,
+    /// The preview content origin (`preview_bind`), served beside the API.
+    preview_listener: tokio::net::TcpListener,
     router: Router,
     state: AppState,
     shutdown: watch::Sender<bool>,
@@ -203,9 +206,17 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|source| ServerError::Bind { addr: bind, source })?;
+        let preview_bind = state.config.config.preview_bind;
+        let preview_listener = tokio::net::TcpListener::bind(preview_bind)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: preview_bind,
+                source,
+            })?;
         Ok(Server {
             router: router(state.clone()),
             listener,
+            preview_listener,
             state,
             shutdown,
             grace,
@@ -214,6 +225,11 @@ impl Server {
 
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
         self.listener.local_addr().map_err(ServerError::Serve)
+    }
+
+    /// Where preview content is served.
+    pub fn preview_addr(&self) -> Result<SocketAddr, ServerError> {
+        self.preview_listener.local_addr().map_err(ServerError::Serve)
     }
 
     pub fn state(&self) -> &AppState {
@@ -228,12 +244,27 @@ impl Server {
     ) -> Result<(), ServerError> {
         let Server {
             listener,
+            preview_listener,
             router,
             state,
             shutdown,
             grace,
         } = self;
         let mut stopping = shutdown.subscribe();
+        let mut preview_stopping = shutdown.subscribe();
+        let preview = axum::serve(
+            preview_listener,
+            crate::preview::content_router(state.clone()),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = preview_stopping.wait_for(|s| *s).await;
+        })
+        .into_future();
+        let preview = tokio::spawn(async move {
+            if let Err(e) = preview.await {
+                tracing::error!(error = %e, "preview listener failed");
+            }
+        });
         let serve = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -254,6 +285,8 @@ impl Server {
                 }
             }
         }
+        let _ = shutdown.send(true);
+        let _ = tokio::time::timeout(grace, preview).await;
         state.sql.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -57,6 +57,30 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     /// Connections in the database pool.
     pub database_max_connections: u32,
+    /// Largest file accepted by `PUT …/blobs/{hash}`.
+    pub blob_max_bytes: u64,
+    /// Total size of the distinct blobs one project may store.
+    pub project_quota_bytes: u64,
+    /// Largest manifest accepted by `POST …/snapshots`.
+    pub manifest_max_bytes: usize,
+    /// Address the preview content listener binds (a separate origin from the API).
+    pub preview_bind: SocketAddr,
+    /// Public base URL of the preview origin (e.g. `https://preview.example.com`); defaults to
+    /// `http://<preview_bind>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview_base_url: Option<String>,
+    /// Lifetime of a preview token when the request names none.
+    pub preview_default_ttl_seconds: u64,
+    /// Longest lifetime a preview token may be given.
+    pub preview_max_ttl_seconds: u64,
+    /// Largest preview bundle (compressed) accepted.
+    pub preview_max_bundle_bytes: u64,
+    /// Largest total uncompressed size of a preview bundle.
+    pub preview_max_unpacked_bytes: u64,
+    /// Most files a preview bundle may hold.
+    pub preview_max_files: u64,
+    /// Failed preview-token lookups allowed per client address and minute.
+    pub preview_lookup_failures_per_minute: u32,
 }
 
 impl Default for Config {
@@ -80,6 +104,17 @@ impl Default for Config {
             request_timeout_seconds: 30,
             shutdown_grace_seconds: 30,
             database_max_connections: 16,
+            blob_max_bytes: 64 * 1024 * 1024,
+            project_quota_bytes: 4 * 1024 * 1024 * 1024,
+            manifest_max_bytes: 32 * 1024 * 1024,
+            preview_bind: SocketAddr::from(([127, 0, 0, 1], 7879)),
+            preview_base_url: None,
+            preview_default_ttl_seconds: 3600,
+            preview_max_ttl_seconds: 7 * 24 * 3600,
+            preview_max_bundle_bytes: 200 * 1024 * 1024,
+            preview_max_unpacked_bytes: 1024 * 1024 * 1024,
+            preview_max_files: 20_000,
+            preview_lookup_failures_per_minute: 10,
         }
     }
 }
@@ -242,6 +277,45 @@ impl Config {
         if self.max_body_bytes < 1024 {
             return Err(bad("max_body_bytes", "must be at least 1024"));
         }
+        for (key, value) in [
+            ("blob_max_bytes", self.blob_max_bytes),
+            ("project_quota_bytes", self.project_quota_bytes),
+            (
+                "preview_default_ttl_seconds",
+                self.preview_default_ttl_seconds,
+            ),
+            ("preview_max_ttl_seconds", self.preview_max_ttl_seconds),
+            ("preview_max_bundle_bytes", self.preview_max_bundle_bytes),
+            (
+                "preview_max_unpacked_bytes",
+                self.preview_max_unpacked_bytes,
+            ),
+            ("preview_max_files", self.preview_max_files),
+        ] {
+            if value == 0 {
+                return Err(bad(key, "must be greater than 0"));
+            }
+        }
+        if self.preview_default_ttl_seconds > self.preview_max_ttl_seconds {
+            return Err(bad(
+                "preview_default_ttl_seconds",
+                "must not exceed preview_max_ttl_seconds",
+            ));
+        }
+        if self.preview_lookup_failures_per_minute == 0 {
+            return Err(bad(
+                "preview_lookup_failures_per_minute",
+                "must be greater than 0",
+            ));
+        }
+        if let Some(url) = &self.preview_base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(bad(
+                "preview_base_url",
+                format!("`{url}` is not an http:// or https:// URL"),
+            ));
+        }
         if self.database_max_connections == 0 {
             return Err(bad("database_max_connections", "must be greater than 0"));
         }
@@ -265,6 +339,14 @@ impl Config {
             database_kind,
             storage_dir,
         })
+    }
+
+    /// The base URL preview content is served under (no trailing slash).
+    pub fn preview_base(&self) -> String {
+        match &self.preview_base_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.preview_bind),
+        }
     }
 
     pub fn request_timeout(&self) -> Duration {

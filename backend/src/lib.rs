@@ -26,10 +26,13 @@
 pub mod app;
 pub mod auth;
 pub mod authz;
+pub mod blobs;
 pub mod config;
 pub mod ephemeral;
 pub mod error;
 pub mod events;
+pub mod preview;
+pub mod reanchor;
 pub mod routes;
 pub mod state;
 pub mod store;

@@ -9,7 +9,10 @@ use crate::ephemeral::{Ephemeral, MemoryEphemeral, RateLimiter, WindowRateLimite
 use crate::error::AppError;
 use crate::events::{Events, LocalEvents};
 use crate::store::sql::SqlStore;
-use crate::store::{Event, EventLog, NewEvent, ProjectStore, TokenStore, UserStore};
+use crate::store::{
+    Event, EventLog, NewEvent, PreviewStore, ProjectStore, SnapshotStore, ThreadStore, TokenStore,
+    UserStore,
+};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +30,11 @@ pub struct Inner {
     pub tokens: Arc<dyn TokenStore>,
     pub projects: Arc<dyn ProjectStore>,
     pub event_log: Arc<dyn EventLog>,
+    pub snapshots: Arc<dyn SnapshotStore>,
+    pub previews: Arc<dyn PreviewStore>,
+    pub threads: Arc<dyn ThreadStore>,
+    /// File contents of snapshots, by hash.
+    pub blobs: crate::blobs::BlobStore,
     pub ephemeral: Arc<dyn Ephemeral>,
     pub events: Arc<dyn Events>,
     pub limiter: Arc<dyn RateLimiter>,
@@ -80,11 +88,16 @@ impl AppState {
             Duration::from_secs(config.config.access_token_ttl_seconds),
         );
         let store = Arc::new(sql.clone());
+        let blobs = crate::blobs::BlobStore::local(&config.storage_dir);
         AppState(Arc::new(Inner {
+            blobs,
             config,
             users: store.clone(),
             tokens: store.clone(),
             projects: store.clone(),
+            snapshots: store.clone(),
+            previews: store.clone(),
+            threads: store.clone(),
             event_log: store,
             sql,
             ephemeral,

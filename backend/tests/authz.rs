@@ -7,8 +7,14 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{TestApp, app, backends};
+use hivesync_analysis::changeset::content_hash;
+use hivesync_analysis::manifest::manifest_hash;
 use hivesync_backend::auth::{random_token, token_hash};
-use hivesync_backend::store::{PersonalAccessToken, Project, RefreshToken, Role};
+use hivesync_backend::store::{
+    Anchor, AuthorKind, Comment, PersonalAccessToken, Preview, PreviewStatus, Project,
+    RefreshToken, Role, Snapshot, Thread,
+};
+use hivesync_protocol::{Manifest, ManifestFile};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
@@ -34,6 +40,35 @@ struct Fixture {
     /// A valid refresh token (of the target user).
     refresh_token: String,
     fresh_email: String,
+    /// A committed snapshot of the project holding `src/a.txt`.
+    snapshot_id: Uuid,
+    /// A pending preview of the project and its token.
+    preview_id: Uuid,
+    preview_token: String,
+    /// A thread on `src/a.txt` line 1, and a comment on it written by the caller (by the owner
+    /// for an anonymous caller).
+    thread_id: Uuid,
+    comment_id: Uuid,
+}
+
+/// The blob the table uploads: the bytes of its JSON body `"blob"`.
+fn blob_hash() -> String {
+    content_hash(b"\"blob\"")
+}
+
+/// Every placeholder of a table path filled in.
+fn fill(path: &str, f: &Fixture) -> String {
+    path.replace("{project_id}", &f.project_id.to_string())
+        .replace("{user_id}", &f.target_id.to_string())
+        .replace("{token_id}", &f.token_id.to_string())
+        .replace("{snapshot_id}", &f.snapshot_id.to_string())
+        .replace("{other_id}", &f.snapshot_id.to_string())
+        .replace("{hash}", &blob_hash())
+        .replace("{*path}", "src/a.txt")
+        .replace("{preview_id}", &f.preview_id.to_string())
+        .replace("{token}", &f.preview_token)
+        .replace("{thread_id}", &f.thread_id.to_string())
+        .replace("{comment_id}", &f.comment_id.to_string())
 }
 
 type Body = fn(&Fixture) -> Option<Value>;
@@ -138,6 +173,146 @@ fn routes() -> Vec<Case> {
             204,
             none,
         ),
+        c(
+            Method::POST,
+            "/api/v1/projects/{project_id}/snapshots",
+            Project(Maintainer),
+            201,
+            |_| Some(serde_json::to_value(manifest(&[("b.txt", b"b")])).unwrap()),
+        ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/snapshots",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::PUT,
+            "/api/v1/projects/{project_id}/blobs/{hash}",
+            Project(Maintainer),
+            201,
+            |_| Some(json!("blob")),
+        ),
+        c(
+            Method::POST,
+            "/api/v1/projects/{project_id}/snapshots/{snapshot_id}/commit",
+            Project(Maintainer),
+            200,
+            none,
+        ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/snapshots/{snapshot_id}/manifest",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/snapshots/{snapshot_id}/files/{*path}",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/snapshots/{snapshot_id}/diff/{other_id}",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::POST,
+            "/api/v1/projects/{project_id}/previews",
+            Project(Maintainer),
+            201,
+            |_| Some(json!({})),
+        ),
+        // Authorization is what is checked here: an allowed caller's JSON body is not an
+        // archive (422 `unknown_format`); accepted bundles are tested in tests/previews.rs.
+        c(
+            Method::PUT,
+            "/api/v1/previews/{preview_id}/bundle",
+            Project(Maintainer),
+            422,
+            |_| Some(json!({})),
+        ),
+        c(
+            Method::GET,
+            "/api/v1/preview-tokens/{token}",
+            Public,
+            200,
+            none,
+        ),
+        c(
+            Method::DELETE,
+            "/api/v1/previews/{preview_id}",
+            Project(Maintainer),
+            204,
+            none,
+        ),
+        c(
+            Method::GET,
+            "/api/v1/previews/{preview_id}/qr.svg",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::POST,
+            "/api/v1/projects/{project_id}/threads",
+            Project(Reviewer),
+            201,
+            |f| {
+                Some(json!({"path": "src/a.txt", "snapshot_id": f.snapshot_id,
+                    "start_line": 1, "end_line": 1, "body": "why?"}))
+            },
+        ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/threads",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::GET,
+            "/api/v1/threads/{thread_id}",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::PATCH,
+            "/api/v1/threads/{thread_id}",
+            Project(Reviewer),
+            200,
+            |_| Some(json!({"status": "resolved"})),
+        ),
+        c(
+            Method::POST,
+            "/api/v1/threads/{thread_id}/comments",
+            Project(Reviewer),
+            201,
+            |_| Some(json!({"body": "reply"})),
+        ),
+        // Authors edit and delete their own comments whatever their role (the fixture's
+        // comment is the caller's); someone else's is 403, tested in tests/threads.rs.
+        c(
+            Method::PATCH,
+            "/api/v1/threads/{thread_id}/comments/{comment_id}",
+            Project(Viewer),
+            200,
+            |_| Some(json!({"body": "edited"})),
+        ),
+        c(
+            Method::DELETE,
+            "/api/v1/threads/{thread_id}/comments/{comment_id}",
+            Project(Viewer),
+            204,
+            none,
+        ),
     ]
 }
 
@@ -211,12 +386,108 @@ async fn fixture(
         })
         .await
         .unwrap();
+    // A committed snapshot with one file whose content is stored.
+    let m = manifest(&[("src/a.txt", b"hello")]);
+    let hash = content_hash(b"hello");
+    app.state
+        .blobs
+        .put(&hash, bytes::Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    app.state
+        .snapshots
+        .add_blob(project_id, &hash, 5, u64::MAX / 2, now)
+        .await
+        .unwrap();
+    let snapshot_id = Uuid::now_v7();
+    app.state
+        .snapshots
+        .create_snapshot(
+            &Snapshot {
+                id: snapshot_id,
+                project_id,
+                manifest_hash: m.hash.clone(),
+                file_count: 1,
+                total_size: 5,
+                created_by: None,
+                created_at: now,
+                committed_at: Some(now),
+            },
+            &serde_json::to_string(&m).unwrap(),
+        )
+        .await
+        .unwrap();
+    let preview_token = hivesync_backend::preview::new_token();
+    let normalized = hivesync_backend::preview::normalize_token(&preview_token).unwrap();
+    let preview_id = Uuid::new_v4();
+    app.state
+        .previews
+        .create_preview(&Preview {
+            id: preview_id,
+            project_id,
+            name: "matrix".into(),
+            entry: "index.html".into(),
+            token_hash: hivesync_backend::preview::preview_token_hash(&normalized),
+            status: PreviewStatus::Pending,
+            bundle: None,
+            created_by: None,
+            created_at: now,
+            expires_at: now + time::Duration::hours(1),
+            ready_at: None,
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+    let thread_id = Uuid::now_v7();
+    let comment_id = Uuid::now_v7();
+    app.state
+        .threads
+        .create_thread(
+            &Thread {
+                id: thread_id,
+                project_id,
+                resolved: false,
+                anchor: Anchor {
+                    snapshot_id,
+                    path: "src/a.txt".into(),
+                    file_hash: hash.clone(),
+                    start_line: 1,
+                    end_line: 1,
+                    lines: "hello".into(),
+                    context_before: String::new(),
+                    context_after: String::new(),
+                },
+                created_by: Some(owner),
+                created_at: now,
+                updated_at: now,
+                resolved_by: None,
+                resolved_at: None,
+            },
+            &Comment {
+                id: comment_id,
+                thread_id,
+                author_id: Some(caller.id.unwrap_or(owner)),
+                author_kind: AuthorKind::User,
+                body: "first".into(),
+                created_at: now,
+                edited_at: None,
+                deleted_at: None,
+                history: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
     Fixture {
         project_id,
         target_id: target,
         token_id,
         refresh_token,
         fresh_email: format!("new-{}@example.com", Uuid::new_v4().simple()),
+        snapshot_id,
+        preview_id,
+        preview_token,
+        thread_id,
+        comment_id,
     }
 }
 
@@ -296,11 +567,7 @@ async fn every_route_for_every_role() {
         for case in routes() {
             for caller in &callers {
                 let f = fixture(&app, owner.0, &members, target.0, caller).await;
-                let path = case
-                    .path
-                    .replace("{project_id}", &f.project_id.to_string())
-                    .replace("{user_id}", &f.target_id.to_string())
-                    .replace("{token_id}", &f.token_id.to_string());
+                let path = fill(case.path, &f);
                 let r = app
                     .call(
                         case.method.clone(),
@@ -425,7 +692,15 @@ async fn every_table_route_is_served() {
             .path
             .replace("{project_id}", &Uuid::new_v4().to_string())
             .replace("{user_id}", &Uuid::new_v4().to_string())
-            .replace("{token_id}", &Uuid::new_v4().to_string());
+            .replace("{token_id}", &Uuid::new_v4().to_string())
+            .replace("{snapshot_id}", &Uuid::new_v4().to_string())
+            .replace("{other_id}", &Uuid::new_v4().to_string())
+            .replace("{hash}", &blob_hash())
+            .replace("{*path}", "src/a.txt")
+            .replace("{preview_id}", &Uuid::new_v4().to_string())
+            .replace("{token}", "ZZZZ-ZZZZ-ZZZZ-ZZZZ")
+            .replace("{thread_id}", &Uuid::new_v4().to_string())
+            .replace("{comment_id}", &Uuid::new_v4().to_string());
         let r = app
             .call(case.method.clone(), &path, None, Some(json!({})))
             .await;
@@ -437,5 +712,23 @@ async fn every_table_route_is_served() {
             case.method,
             case.path
         );
+    }
+}
+
+/// A manifest of `(path, content)` pairs.
+fn manifest(files: &[(&str, &[u8])]) -> Manifest {
+    let files: Vec<ManifestFile> = files
+        .iter()
+        .map(|(path, content)| ManifestFile {
+            path: (*path).to_string(),
+            hash: content_hash(content),
+            size: content.len() as u64,
+            language: None,
+        })
+        .collect();
+    Manifest {
+        hash: manifest_hash(&files),
+        files,
+        metadata: Default::default(),
     }
 }

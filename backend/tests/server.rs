@@ -27,6 +27,7 @@ async fn serves_over_tcp_and_finishes_in_flight_requests_on_shutdown() {
     let config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_path_buf(),
+        preview_bind: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
     let server = Server::bind(&config, Services::default()).await.unwrap();

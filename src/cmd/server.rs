@@ -19,6 +19,11 @@ pub struct Args {
     /// [default: <user data dir>/hivesync]
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// Address the preview content origin listens on, separate from the API
+    /// [default: 127.0.0.1:7879]
+    #[arg(long, value_name = "ADDR")]
+    preview_bind: Option<SocketAddr>,
 }
 
 /// The flags as a configuration layer (unset flags leave lower layers alone).
@@ -28,12 +33,15 @@ struct Flags {
     bind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preview_bind: Option<String>,
 }
 
 pub fn run(args: &Args, source: &ConfigSource) -> anyhow::Result<ExitCode> {
     let flags = Flags {
         bind: args.bind.map(|a| a.to_string()),
         data_dir: args.data_dir.clone(),
+        preview_bind: args.preview_bind.map(|a| a.to_string()),
     };
     let config = source.server(&flags)?;
     // Checked before the runtime starts so a bad value is a usage error (exit code 2).
@@ -52,6 +60,7 @@ pub fn run(args: &Args, source: &ConfigSource) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let server = Server::bind(&config, Services::default()).await?;
         tracing::info!("listening on http://{}", server.local_addr()?);
+        tracing::info!("serving previews on http://{}", server.preview_addr()?);
         server.run(shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)

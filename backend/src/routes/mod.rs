@@ -5,7 +5,10 @@
 
 pub mod auth;
 pub mod ops;
+pub mod previews;
 pub mod projects;
+pub mod snapshots;
+pub mod threads;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -28,6 +31,9 @@ use utoipa_axum::routes;
         (name = "auth", description = "Accounts, sessions and personal access tokens"),
         (name = "projects", description = "Projects and their members' roles"),
         (name = "operations", description = "Health, readiness and this document"),
+        (name = "snapshots", description = "Manifest sync: snapshots of a project's files and their content-addressed blobs"),
+        (name = "previews", description = "Preview sessions: static web builds opened on a phone with a short token"),
+        (name = "threads", description = "Comment threads anchored to lines of a snapshot, re-anchored in later snapshots"),
     )
 )]
 pub struct ApiDoc;
@@ -74,6 +80,24 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(projects::list_members))
         .routes(routes!(projects::set_member, projects::remove_member))
+        .routes(routes!(
+            snapshots::create_snapshot,
+            snapshots::list_snapshots
+        ))
+        .routes(routes!(snapshots::put_blob))
+        .routes(routes!(snapshots::commit_snapshot))
+        .routes(routes!(snapshots::get_manifest))
+        .routes(routes!(snapshots::get_file))
+        .routes(routes!(snapshots::diff_snapshots))
+        .routes(routes!(previews::create_preview))
+        .routes(routes!(previews::upload_bundle))
+        .routes(routes!(previews::lookup_token))
+        .routes(routes!(previews::revoke_preview))
+        .routes(routes!(previews::preview_qr))
+        .routes(routes!(threads::create_thread, threads::list_threads))
+        .routes(routes!(threads::get_thread, threads::update_thread))
+        .routes(routes!(threads::add_comment))
+        .routes(routes!(threads::edit_comment, threads::delete_comment))
 }
 
 /// The client's address, for rate limiting: the peer address, or with `trust_forwarded_for`

@@ -5,9 +5,15 @@
 //! over SQLite or PostgreSQL with one set of queries. Later resources (snapshots, threads,
 //! previews, jobs, proposals) add their own trait here and implement it on `SqlStore`.
 
+pub mod previews;
+pub mod snapshots;
 pub mod sql;
+pub mod threads;
 
 use crate::error::AppError;
+pub use previews::{BundleInfo, Preview, PreviewStatus, PreviewStore};
+pub use snapshots::{AddBlob, Snapshot, SnapshotStore};
+pub use threads::{Anchor, AuthorKind, Comment, CommentEdit, Thread, ThreadFilter, ThreadStore};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

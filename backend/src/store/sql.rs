@@ -117,27 +117,27 @@ pub(crate) fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn from_ms(v: i64) -> StoreResult<OffsetDateTime> {
+pub(crate) fn from_ms(v: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000)
         .map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
 }
 
-fn get_uuid(row: &AnyRow, col: &str) -> StoreResult<Uuid> {
+pub(crate) fn get_uuid(row: &AnyRow, col: &str) -> StoreResult<Uuid> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("{col} `{s}`: {e}")))
 }
 
-fn get_opt_uuid(row: &AnyRow, col: &str) -> StoreResult<Option<Uuid>> {
+pub(crate) fn get_opt_uuid(row: &AnyRow, col: &str) -> StoreResult<Option<Uuid>> {
     let s: Option<String> = row.try_get(col)?;
     s.map(|s| Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("{col} `{s}`: {e}"))))
         .transpose()
 }
 
-fn get_ts(row: &AnyRow, col: &str) -> StoreResult<OffsetDateTime> {
+pub(crate) fn get_ts(row: &AnyRow, col: &str) -> StoreResult<OffsetDateTime> {
     from_ms(row.try_get(col)?)
 }
 
-fn get_opt_ts(row: &AnyRow, col: &str) -> StoreResult<Option<OffsetDateTime>> {
+pub(crate) fn get_opt_ts(row: &AnyRow, col: &str) -> StoreResult<Option<OffsetDateTime>> {
     let v: Option<i64> = row.try_get(col)?;
     v.map(from_ms).transpose()
 }
@@ -147,7 +147,7 @@ fn get_role(row: &AnyRow, col: &str) -> StoreResult<Role> {
     Role::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("{col} `{s}` is not a role")))
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
