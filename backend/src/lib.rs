@@ -20,19 +20,21 @@
 //! - [`ephemeral`] — short-lived keys (`Ephemeral`, in-process `MemoryEphemeral`) and the
 //!   rate limiter built on them.
 //! - [`events`] — event delivery to listeners (`Events`, in-process `LocalEvents`).
+//! - [`queue`] — background jobs: `JobStore` (the `jobs` table, source of truth: status,
+//!   attempts, progress, result, retry backoff; completion idempotent by job id) and the `Queue`
+//!   trait with `SqlQueue` (embedded, leased row claims) and `RabbitQueue` (RabbitMQ, job ids
+//!   only, confirms, manual acks, delay and dead-letter queues, reconnection).
 //! - [`error`] — `AppError` and the one error shape `{"error":{"code","message"}}`.
 //! - [`config`] — the typed `[server]` configuration and its validation.
 
 pub mod app;
 pub mod auth;
 pub mod authz;
-pub mod blobs;
 pub mod config;
 pub mod ephemeral;
 pub mod error;
 pub mod events;
-pub mod preview;
-pub mod reanchor;
+pub mod queue;
 pub mod routes;
 pub mod state;
 pub mod store;
