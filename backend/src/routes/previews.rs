@@ -3,8 +3,8 @@
 //! from the separate preview origin after looking the token up (no login: the token is the
 //! credential). Revocation is immediate; the purge worker removes files later.
 
-use super::snapshots::too_large;
 use super::ClientAddr;
+use super::snapshots::too_large;
 use crate::auth::Ctx;
 use crate::authz::require_role;
 use crate::error::{AppError, ErrorBody, Json, Path};
