@@ -82,16 +82,7 @@ pub async fn build_state(
             source,
         })?;
     }
-    if cfg.redis_url.is_some() && services.ephemeral.is_none() {
-        tracing::warn!(
-            "REDIS_URL is set but this build has no Redis store yet; ephemeral data stays in-process"
-        );
-    }
-    if cfg.amqp_url.is_some() && services.events.is_none() {
-        tracing::warn!(
-            "AMQP_URL is set but this build has no RabbitMQ fanout yet; events stay in-process"
-        );
-    }
+    let services = services.connect(cfg).await.map_err(ServerError::Startup)?;
     let secret =
         load_or_create_secret(cfg.jwt_secret.as_deref(), &cfg.data_dir).map_err(|source| {
             ServerError::Secret {
@@ -137,7 +128,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed_fallback)
         .layer(axum::Extension(doc));
-    with_layers(routes, max_body, timeout).with_state(state)
+    let metrics = state.metrics.clone();
+    with_layers(routes, max_body, timeout)
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: axum::middleware::Next| {
+                crate::metrics::track(metrics.clone(), req, next)
+            },
+        ))
+        .with_state(state)
 }
 
 /// The cross-cutting layers, outermost first: request id, tracing (without credentials),
@@ -207,12 +205,13 @@ impl Server {
             .await
             .map_err(|source| ServerError::Bind { addr: bind, source })?;
         let preview_bind = state.config.config.preview_bind;
-        let preview_listener = tokio::net::TcpListener::bind(preview_bind)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: preview_bind,
-                source,
-            })?;
+        let preview_listener =
+            tokio::net::TcpListener::bind(preview_bind)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: preview_bind,
+                    source,
+                })?;
         Ok(Server {
             router: router(state.clone()),
             listener,
@@ -229,7 +228,9 @@ impl Server {
 
     /// Where preview content is served.
     pub fn preview_addr(&self) -> Result<SocketAddr, ServerError> {
-        self.preview_listener.local_addr().map_err(ServerError::Serve)
+        self.preview_listener
+            .local_addr()
+            .map_err(ServerError::Serve)
     }
 
     pub fn state(&self) -> &AppState {

@@ -27,6 +27,8 @@ pub struct Config {
     /// `amqp://…` for the job queue and cross-instance events; in-process when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amqp_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub redis_key_prefix: String,
     /// `file://…` (default `file://<data_dir>/blobs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_url: Option<String>,
@@ -91,6 +93,7 @@ impl Default for Config {
             database_url: None,
             redis_url: None,
             amqp_url: None,
+            redis_key_prefix: crate::ephemeral::DEFAULT_REDIS_PREFIX.into(),
             storage_url: None,
             jwt_secret: None,
             jwt_issuer: "hivesync".into(),

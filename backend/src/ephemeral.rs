@@ -1,8 +1,9 @@
 //! Ephemeral data: short-lived keys with a time to live — rate-limit counters, revoked login
 //! sessions, later preview-token lookups. Losing it is harmless (a counter restarts, a revoked
 //! session's access token lives until its short expiry). [`Ephemeral`] is the trait; the
-//! in-process [`MemoryEphemeral`] is the embedded default, and a Redis implementation plugs in
-//! here when `REDIS_URL` is set so every API instance sees the same counters.
+//! in-process [`MemoryEphemeral`] is the embedded default, and [`RedisEphemeral`] is used when
+//! `REDIS_URL` is set so every API instance sees the same counters and revocations. Both pass
+//! the same tests (`tests` below run on Redis too when `REDIS_URL` is set).
 
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -126,6 +127,119 @@ impl Ephemeral for MemoryEphemeral {
     }
 }
 
+/// Ephemeral data in Redis, every key under a prefix (`hivesync:` by default; tests use a
+/// random one each). The connection manager reconnects by itself; a command during an outage
+/// fails with [`EphemeralError`] (the request then answers 503).
+#[derive(Clone)]
+pub struct RedisEphemeral {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+}
+
+/// The default key prefix.
+pub const DEFAULT_REDIS_PREFIX: &str = "hivesync:";
+
+/// `INCR` and start the window on the first increment, atomically; answers the count and the
+/// milliseconds left in the window (a key that somehow lost its expiry gets one again).
+const INCR_SCRIPT: &str = r"
+local c = redis.call('INCR', KEYS[1])
+if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); t = tonumber(ARGV[1]) end
+return {c, t}
+";
+
+fn redis_err(e: redis::RedisError) -> EphemeralError {
+    EphemeralError(format!("redis: {e}"))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisEphemeral {
+    /// Connects to `url` (`redis://…` or `rediss://…` is refused in this build: plain only).
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, EphemeralError> {
+        let client = redis::Client::open(url).map_err(redis_err)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let conn = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(redis_err)?;
+        Ok(RedisEphemeral {
+            conn,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl Ephemeral for RedisEphemeral {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn incr(&self, key: &str, window: Duration) -> Result<Counter, EphemeralError> {
+        let mut conn = self.conn.clone();
+        let (count, ttl_ms): (u64, i64) = redis::Script::new(INCR_SCRIPT)
+            .key(self.key(key))
+            .arg(millis(window))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(Counter {
+            count,
+            resets_in: Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0)),
+        })
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), EphemeralError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(redis_err)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, EphemeralError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET")
+            .arg(self.key(key))
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map_err(redis_err)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), EphemeralError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("DEL")
+            .arg(self.key(key))
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(redis_err)
+    }
+
+    async fn ping(&self) -> Result<(), EphemeralError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(redis_err)
+    }
+}
+
 /// Decides whether a client may make one more request of a kind.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
@@ -179,9 +293,60 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// The in-process store, and Redis when `REDIS_URL` is set (a failure to connect fails the
+    /// test), each Redis one under a fresh prefix.
+    async fn stores() -> Vec<Arc<dyn Ephemeral>> {
+        let mut list: Vec<Arc<dyn Ephemeral>> = vec![Arc::new(MemoryEphemeral::new())];
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            let prefix = format!(
+                "{}{}:",
+                std::env::var("HIVESYNC_TEST_PREFIX").unwrap_or_else(|_| "hivesync-test:".into()),
+                uuid::Uuid::new_v4().simple()
+            );
+            list.push(Arc::new(
+                RedisEphemeral::connect(&url, &prefix)
+                    .await
+                    .expect("REDIS_URL is set but Redis does not answer"),
+            ));
+        }
+        list
+    }
+
     #[tokio::test]
     async fn values_expire() {
-        let e = MemoryEphemeral::new();
+        for e in stores().await {
+            values_expire_on(&*e).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn limiter_counts_per_bucket_and_client_and_resets() {
+        for store in stores().await {
+            limiter_on(store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn counters_and_values_are_separate_keys_and_ping_answers() {
+        for e in stores().await {
+            let c = e.incr("n", Duration::from_secs(5)).await.expect("incr");
+            assert_eq!(c.count, 1, "{}", e.backend());
+            assert!(c.resets_in <= Duration::from_secs(5) && c.resets_in > Duration::ZERO);
+            assert_eq!(
+                e.incr("n", Duration::from_secs(5))
+                    .await
+                    .expect("incr")
+                    .count,
+                2
+            );
+            assert_eq!(e.get("n").await.expect("get").as_deref(), Some("2"));
+            assert_eq!(e.get("missing").await.expect("get"), None);
+            e.delete("missing").await.expect("deleting nothing is fine");
+            e.ping().await.expect("ping");
+        }
+    }
+
+    async fn values_expire_on(e: &dyn Ephemeral) {
         e.set("k", "v", Duration::from_millis(30))
             .await
             .expect("set");
@@ -193,9 +358,7 @@ mod tests {
         assert_eq!(e.get("k").await.expect("get"), None);
     }
 
-    #[tokio::test]
-    async fn limiter_counts_per_bucket_and_client_and_resets() {
-        let store: Arc<dyn Ephemeral> = Arc::new(MemoryEphemeral::new());
+    async fn limiter_on(store: Arc<dyn Ephemeral>) {
         let l = WindowRateLimiter::new(store, 2, Duration::from_millis(50));
         assert!(l.check("login", "a").await.expect("ok").is_ok());
         assert!(l.check("login", "a").await.expect("ok").is_ok());

@@ -17,24 +17,30 @@
 //! - [`store`] — one trait per storage concern (`UserStore`, `TokenStore`, `ProjectStore`,
 //!   `EventLog`) and `store::sql::SqlStore`, their one implementation for SQLite and
 //!   PostgreSQL; migrations in `migrations/{sqlite,postgres}`.
-//! - [`ephemeral`] — short-lived keys (`Ephemeral`, in-process `MemoryEphemeral`) and the
-//!   rate limiter built on them.
-//! - [`events`] — event delivery to listeners (`Events`, in-process `LocalEvents`).
-//! - [`queue`] — background jobs: `JobStore` (the `jobs` table, source of truth: status,
-//!   attempts, progress, result, retry backoff; completion idempotent by job id) and the `Queue`
-//!   trait with `SqlQueue` (embedded, leased row claims) and `RabbitQueue` (RabbitMQ, job ids
-//!   only, confirms, manual acks, delay and dead-letter queues, reconnection).
+//! - [`ephemeral`] — short-lived keys (`Ephemeral`: in-process `MemoryEphemeral`, or
+//!   `RedisEphemeral` when `REDIS_URL` is set) and the rate limiter built on them.
+//! - [`events`] — event delivery to listeners (`Events`: in-process `LocalEvents`, or
+//!   `RabbitEvents` — a RabbitMQ fanout exchange, one exclusive queue per instance — when
+//!   `AMQP_URL` is set). Routes record what happened with
+//!   `state.emit(project_id, "thread.created", Some(actor), json!({…})).await?`: it appends to
+//!   the project's log (durable, ids in commit order) and publishes to every instance's SSE
+//!   streams; `state.notify(…)` publishes a notice that is not logged (`project.deleted`).
+//!   Kinds: `project.*`, `member.*`, `job.*`, `proposal.*`, `thread.*`, `preview.*`.
+//! - [`metrics`] — Prometheus counters and latency histograms by route template, `/metrics`.
 //! - [`error`] — `AppError` and the one error shape `{"error":{"code","message"}}`.
 //! - [`config`] — the typed `[server]` configuration and its validation.
 
 pub mod app;
 pub mod auth;
 pub mod authz;
+pub mod blobs;
 pub mod config;
 pub mod ephemeral;
 pub mod error;
 pub mod events;
-pub mod queue;
+pub mod metrics;
+pub mod preview;
+pub mod reanchor;
 pub mod routes;
 pub mod state;
 pub mod store;

@@ -38,6 +38,7 @@ pub struct Inner {
     pub ephemeral: Arc<dyn Ephemeral>,
     pub events: Arc<dyn Events>,
     pub limiter: Arc<dyn RateLimiter>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub jwt: Jwt,
     pub passwords: Passwords,
     /// Flips to `true` when the server starts shutting down; long-lived responses (SSE)
@@ -61,6 +62,33 @@ pub struct Services {
 
 /// Events buffered per slow in-process subscriber.
 const EVENT_BUFFER: usize = 1024;
+
+impl Services {
+    /// Fills every part the configuration names by URL and the caller did not provide:
+    /// Redis for `redis_url`, RabbitMQ for `amqp_url`. A URL that does not answer stops the
+    /// start with a message naming it (never a silent fallback to in-process).
+    pub async fn connect(mut self, cfg: &crate::config::Config) -> Result<Services, String> {
+        if let (Some(url), None) = (&cfg.redis_url, &self.ephemeral) {
+            let redis = crate::ephemeral::RedisEphemeral::connect(url, &cfg.redis_key_prefix)
+                .await
+                .map_err(|e| format!("REDIS_URL {}: {e}", crate::config::redact_url(url)))?;
+            self.ephemeral = Some(Arc::new(redis));
+        }
+        if let (Some(url), None) = (&cfg.amqp_url, &self.events) {
+            let rabbit = crate::events::RabbitEvents::connect(
+                url,
+                crate::events::RabbitOptions {
+                    capacity: EVENT_BUFFER,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("AMQP_URL {}: {e}", crate::config::redact_url(url)))?;
+            self.events = Some(Arc::new(rabbit));
+        }
+        Ok(self)
+    }
+}
 
 impl AppState {
     pub fn new(
@@ -103,6 +131,7 @@ impl AppState {
             ephemeral,
             events,
             limiter,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             jwt,
             passwords,
             shutdown,
@@ -128,9 +157,33 @@ impl AppState {
                 created_at: crate::store::now(),
             })
             .await?;
+        self.metrics.event_published();
         if let Err(e) = self.events.publish(&event).await {
             tracing::warn!(error = %e, event_id = event.id, "event not published");
         }
         Ok(event)
+    }
+
+    /// Publishes a notice that is not kept in the log (`id` 0): for what the log cannot hold,
+    /// such as `project.deleted` (the project's log is deleted with it). Streams forward it to
+    /// the project's members without an SSE id; polling clients never see it.
+    pub async fn notify(
+        &self,
+        project_id: Uuid,
+        kind: &str,
+        actor_id: Option<Uuid>,
+        payload: serde_json::Value,
+    ) {
+        let event = Event {
+            id: 0,
+            project_id,
+            kind: kind.to_string(),
+            actor_id,
+            payload,
+            created_at: crate::store::now(),
+        };
+        if let Err(e) = self.events.publish(&event).await {
+            tracing::warn!(error = %e, kind, "notice not published");
+        }
     }
 }

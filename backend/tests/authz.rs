@@ -103,6 +103,15 @@ fn routes() -> Vec<Case> {
         c(Method::GET, "/healthz", Public, 200, none),
         c(Method::GET, "/readyz", Public, 200, none),
         c(Method::GET, "/api/v1/openapi.json", Public, 200, none),
+        c(Method::GET, "/metrics", Public, 200, none),
+        c(Method::GET, "/api/v1/events", User, 200, none),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/events",
+            Project(Viewer),
+            200,
+            none,
+        ),
         c(Method::POST, "/api/v1/auth/register", Public, 201, |f| {
             Some(json!({"email": f.fresh_email, "password": PASSWORD, "name": "n"}))
         }),

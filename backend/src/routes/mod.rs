@@ -4,6 +4,7 @@
 //! previews, jobs, proposals) add a module here and one `.routes(routes!(…))` line each.
 
 pub mod auth;
+pub mod events;
 pub mod ops;
 pub mod previews;
 pub mod projects;
@@ -30,6 +31,7 @@ use utoipa_axum::routes;
     tags(
         (name = "auth", description = "Accounts, sessions and personal access tokens"),
         (name = "projects", description = "Projects and their members' roles"),
+        (name = "events", description = "The event log per project: polling and Server-Sent Events"),
         (name = "operations", description = "Health, readiness and this document"),
         (name = "snapshots", description = "Manifest sync: snapshots of a project's files and their content-addressed blobs"),
         (name = "previews", description = "Preview sessions: static web builds opened on a phone with a short token"),
@@ -64,6 +66,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi_json))
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
@@ -80,6 +83,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(projects::list_members))
         .routes(routes!(projects::set_member, projects::remove_member))
+        .routes(routes!(events::project_events))
+        .routes(routes!(events::event_stream))
         .routes(routes!(
             snapshots::create_snapshot,
             snapshots::list_snapshots

@@ -1,5 +1,6 @@
 //! Operations routes: `/healthz` (the process answers), `/readyz` (every backing part answers,
-//! reported one by one; 503 when any does not) and `/api/v1/openapi.json`.
+//! reported one by one; 503 when any does not), `/metrics` (Prometheus text) and
+//! `/api/v1/openapi.json`.
 
 use crate::state::AppState;
 use axum::Extension;
@@ -128,6 +129,21 @@ pub async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         doc.0.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format: request counts and latency histograms by route template and status, open event streams, events published, queue depths when known", content_type = "text/plain"))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
     )
         .into_response()
 }

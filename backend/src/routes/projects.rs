@@ -1,6 +1,8 @@
 //! Projects and their members. Every route that names a project goes through
 //! [`require_role`]: viewers read, maintainers edit the project, owners manage members and
-//! delete. Member changes are recorded as `member.*` events.
+//! delete. Changes are recorded as `project.created`/`project.updated` and `member.added`/
+//! `member.role_changed`/`member.removed` events; `project.deleted` is a notice to open
+//! streams only (the log is deleted with the project).
 
 use super::auth::clean_name;
 use crate::auth::Ctx;
@@ -138,6 +140,14 @@ pub async fn create_project(
         .projects
         .create_project(&project, ctx.user.id)
         .await?;
+    ctx.state
+        .emit(
+            project.id,
+            "project.created",
+            Some(ctx.user.id),
+            serde_json::json!({ "name": project.name, "description": project.description }),
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(project_response(project, Role::Owner)),
@@ -211,6 +221,14 @@ pub async fn update_project(
         .update_project(project_id, &patch, crate::store::now())
         .await?
         .ok_or_else(|| AppError::not_found("project"))?;
+    ctx.state
+        .emit(
+            project_id,
+            "project.updated",
+            Some(ctx.user.id),
+            serde_json::json!({ "name": project.name, "description": project.description }),
+        )
+        .await?;
     Ok(Json(project_response(project, role)))
 }
 
@@ -232,6 +250,15 @@ pub async fn delete_project(
 ) -> Result<StatusCode, AppError> {
     require_role(&ctx, project_id, Role::Owner).await?;
     ctx.state.projects.delete_project(project_id).await?;
+    // The log goes with the project, so this one is a notice to the members' open streams.
+    ctx.state
+        .notify(
+            project_id,
+            "project.deleted",
+            Some(ctx.user.id),
+            serde_json::json!({}),
+        )
+        .await;
     tracing::info!(%project_id, user_id = %ctx.user.id, "project deleted");
     Ok(StatusCode::NO_CONTENT)
 }

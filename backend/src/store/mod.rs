@@ -297,4 +297,6 @@ pub trait EventLog: Send + Sync {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>>;
+    /// The largest event id so far (0 for an empty log): where a new stream starts.
+    async fn latest_event_id(&self) -> StoreResult<i64>;
 }

@@ -627,6 +627,9 @@ impl ProjectStore for SqlStore {
     }
 }
 
+/// The advisory lock key serialising event appends on PostgreSQL ("HSEVENTS" in ASCII).
+const EVENT_APPEND_LOCK: i64 = 0x4853_4556_454E_5453;
+
 fn event_from(row: &AnyRow) -> StoreResult<Event> {
     let payload: String = row.try_get("payload")?;
     Ok(Event {
@@ -645,6 +648,18 @@ impl EventLog for SqlStore {
     async fn append_event(&self, e: &NewEvent) -> StoreResult<Event> {
         let payload = serde_json::to_string(&e.payload)
             .map_err(|err| StoreError::Corrupt(format!("event payload: {err}")))?;
+        // Readers resume with "id > N", so ids must become visible in increasing order. A
+        // PostgreSQL identity hands out ids before commit, so two concurrent appends could
+        // commit 7 before 6 and a reader at 7 would skip 6: appends take a transaction-scoped
+        // advisory lock, making id order commit order. SQLite has one writer at a time anyway.
+        let mut tx = self.pool.begin().await?;
+        if self.kind == DatabaseKind::Postgres {
+            // The function returns `void`, which the Any driver cannot decode: select a constant.
+            sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                .bind(EVENT_APPEND_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
         let row = sqlx::query(
             "INSERT INTO events (project_id, kind, actor_id, payload, created_at)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -654,8 +669,9 @@ impl EventLog for SqlStore {
         .bind(e.actor_id.map(|a| a.to_string()))
         .bind(payload)
         .bind(ms(e.created_at))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(Event {
             id: row.try_get("id")?,
             project_id: e.project_id,
@@ -700,5 +716,12 @@ impl EventLog for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_from).collect()
+    }
+
+    async fn latest_event_id(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
     }
 }

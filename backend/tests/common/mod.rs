@@ -1,7 +1,8 @@
 //! Test harness: a fresh application per test on SQLite (always) and on PostgreSQL (when
 //! `DATABASE_URL` is a postgres:// URL; a failure to connect then fails the test). Each
 //! PostgreSQL test gets its own schema (`search_path`), dropped afterwards, so tests run in
-//! parallel without colliding.
+//! parallel without colliding. Ephemeral data goes to Redis when `REDIS_URL` is set and events
+//! through RabbitMQ when `AMQP_URL` is set (see [`test_services`]).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use axum::Router;
@@ -9,6 +10,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use hivesync_backend::config::Config;
+use hivesync_backend::ephemeral::RedisEphemeral;
+use hivesync_backend::events::{RabbitEvents, RabbitOptions};
 use hivesync_backend::{AppState, Services, build_state, router};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -70,6 +73,43 @@ impl Drop for PgSchema {
     }
 }
 
+/// A random key prefix per test (under `HIVESYNC_TEST_PREFIX` when set), so tests sharing one
+/// Redis or RabbitMQ never see each other's keys or events.
+pub fn test_prefix() -> String {
+    format!(
+        "{}{}",
+        std::env::var("HIVESYNC_TEST_PREFIX").unwrap_or_else(|_| "hivesync-test-".into()),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Redis for ephemeral data when `REDIS_URL` is set, RabbitMQ for events when `AMQP_URL` is
+/// (each under a fresh prefix / exchange); in-process otherwise. A set URL that does not
+/// answer fails the test.
+pub async fn test_services() -> Services {
+    let mut services = Services::default();
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        let redis = RedisEphemeral::connect(&url, &format!("{}:", test_prefix()))
+            .await
+            .expect("REDIS_URL is set but Redis does not answer");
+        services.ephemeral = Some(std::sync::Arc::new(redis));
+    }
+    if let Ok(url) = std::env::var("AMQP_URL") {
+        let rabbit = RabbitEvents::connect(
+            &url,
+            RabbitOptions {
+                exchange: format!("{}.events", test_prefix()),
+                durable: false,
+                capacity: 1024,
+            },
+        )
+        .await
+        .expect("AMQP_URL is set but RabbitMQ does not answer");
+        services.events = Some(std::sync::Arc::new(rabbit));
+    }
+    services
+}
+
 pub struct TestApp {
     pub backend: Backend,
     pub router: Router,
@@ -127,7 +167,7 @@ pub async fn app_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> Tes
     tweak(&mut config);
     let resolved = config.resolve().expect("valid test config");
     let (tx, rx) = watch::channel(false);
-    let state = build_state(resolved, Services::default(), rx)
+    let state = build_state(resolved, test_services().await, rx)
         .await
         .expect("state");
     TestApp {
@@ -172,6 +212,29 @@ impl TestApp {
         let resp = self.router.clone().oneshot(req).await.expect("infallible");
         let status = resp.status();
         let headers = resp.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // An event stream never ends: answered without reading it. Text (`/metrics`) as a
+        // JSON string.
+        if content_type.starts_with("text/event-stream") {
+            return Reply {
+                status,
+                headers,
+                body: Value::Null,
+            };
+        }
+        if content_type.starts_with("text/plain") {
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            return Reply {
+                status,
+                headers,
+                body: Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+            };
+        }
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .expect("body");
