@@ -26,6 +26,10 @@
 //!   the project's log (durable, ids in commit order) and publishes to every instance's SSE
 //!   streams; `state.notify(…)` publishes a notice that is not logged (`project.deleted`).
 //!   Kinds: `project.*`, `member.*`, `job.*`, `proposal.*`, `thread.*`, `preview.*`.
+//! - [`queue`] — background jobs: `JobStore` (the `jobs` table, source of truth: status,
+//!   attempts, progress, result, retry backoff; completion idempotent by job id) and the `Queue`
+//!   trait with `SqlQueue` (embedded, leased row claims) and `RabbitQueue` (RabbitMQ, job ids
+//!   only, confirms, manual acks, delay and dead-letter queues, reconnection).
 //! - [`metrics`] — Prometheus counters and latency histograms by route template, `/metrics`.
 //! - [`error`] — `AppError` and the one error shape `{"error":{"code","message"}}`.
 //! - [`config`] — the typed `[server]` configuration and its validation.
@@ -40,6 +44,7 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod preview;
+pub mod queue;
 pub mod reanchor;
 pub mod routes;
 pub mod state;

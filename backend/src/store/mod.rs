@@ -11,11 +11,11 @@ pub mod sql;
 pub mod threads;
 
 use crate::error::AppError;
+use async_trait::async_trait;
 pub use previews::{BundleInfo, Preview, PreviewStatus, PreviewStore};
+use serde::{Deserialize, Serialize};
 pub use snapshots::{AddBlob, Snapshot, SnapshotStore};
 pub use threads::{Anchor, AuthorKind, Comment, CommentEdit, Thread, ThreadFilter, ThreadStore};
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
