@@ -48,6 +48,11 @@ def uri(rel: str) -> str:
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[HIVESYNC, "lsp"], server_env=ENV))
 async def client(lsp_client: LanguageClient):
+    # Editors accept the server's dynamic registration of file watchers; so does this client.
+    @lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register_capability(params: types.RegistrationParams):
+        return None
+
     lsp_client.initialize_result = await lsp_client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),
