@@ -124,6 +124,54 @@ pub fn render(locations: &[Location]) -> Vec<String> {
         .collect()
 }
 
+/// Definitions at the fixture's `$0`, rendered with [`render`].
+pub fn defs(fixture: &str) -> Vec<String> {
+    let f = Fixture::parse(fixture);
+    render(&f.analysis().definition(&f.position()).expect("definition"))
+}
+
+/// References of the symbol at the fixture's `$0`, rendered with [`render`].
+pub fn refs(fixture: &str, include_declaration: bool) -> Vec<String> {
+    let f = Fixture::parse(fixture);
+    render(
+        &f.analysis()
+            .references(&f.position(), include_declaration)
+            .expect("references"),
+    )
+}
+
+/// Applies the rename at the fixture's `$0` (exact edits, plus probable ones when asked) and
+/// returns the new texts of the edited files.
+pub fn rename(
+    fixture: &str,
+    new_name: &str,
+    include_probable: bool,
+) -> Result<Vec<(String, String)>, crate::AnalysisError> {
+    let f = Fixture::parse(fixture);
+    let plan = f.analysis().rename(&f.position(), new_name)?;
+    let keep: &[Confidence] = if include_probable {
+        &[Confidence::Exact, Confidence::Probable]
+    } else {
+        &[Confidence::Exact]
+    };
+    let change = plan.change.filtered(keep);
+    let mut out = Vec::new();
+    for file in &change.files {
+        let base = f.text(&file.path).expect("file in fixture");
+        let text = crate::changeset::apply_to_text(base, &file.edits).expect("valid edits");
+        out.push((file.path.clone(), text));
+    }
+    Ok(out)
+}
+
+/// The engine's refusal of the rename at the fixture's `$0`; panics when it is not refused.
+pub fn refused(fixture: &str, new_name: &str) -> crate::RenameError {
+    match rename(fixture, new_name, false) {
+        Err(crate::AnalysisError::Rename(e)) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
 fn dedent(text: &str) -> String {
     let text = text.strip_prefix('\n').unwrap_or(text);
     let indent = text

@@ -3,55 +3,8 @@
 //! (and its refusals, including visibility), hover, outlines, documentation gaps, diagnostics.
 //! Each fixture is the smallest project showing one rule; `$0` is the cursor.
 
-use hivesync_analysis::fixture::{Fixture, render};
-use hivesync_analysis::{AnalysisError, RenameError};
-use hivesync_protocol::Confidence;
-
-fn defs(fixture: &str) -> Vec<String> {
-    let f = Fixture::parse(fixture);
-    render(&f.analysis().definition(&f.position()).expect("definition"))
-}
-
-fn refs(fixture: &str, include_declaration: bool) -> Vec<String> {
-    let f = Fixture::parse(fixture);
-    render(
-        &f.analysis()
-            .references(&f.position(), include_declaration)
-            .expect("references"),
-    )
-}
-
-/// Applies the rename (exact edits, plus probable ones when asked) and returns the new texts.
-fn rename(
-    fixture: &str,
-    new_name: &str,
-    include_probable: bool,
-) -> Result<Vec<(String, String)>, AnalysisError> {
-    let f = Fixture::parse(fixture);
-    let plan = f.analysis().rename(&f.position(), new_name)?;
-    let keep: &[Confidence] = if include_probable {
-        &[Confidence::Exact, Confidence::Probable]
-    } else {
-        &[Confidence::Exact]
-    };
-    let change = plan.change.filtered(keep);
-    let mut out = Vec::new();
-    for file in &change.files {
-        let mut text = f.text(&file.path).expect("file in fixture").to_owned();
-        for e in file.edits.iter().rev() {
-            text.replace_range(e.start..e.end, &e.new_text);
-        }
-        out.push((file.path.clone(), text));
-    }
-    Ok(out)
-}
-
-fn refused(fixture: &str, new_name: &str) -> RenameError {
-    match rename(fixture, new_name, false) {
-        Err(AnalysisError::Rename(e)) => e,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
+use hivesync_analysis::RenameError;
+use hivesync_analysis::fixture::{Fixture, defs, refs, refused, rename, render};
 
 const GO_MOD: &str = "//- /go.mod\nmodule example.com/app\n\ngo 1.22\n";
 
