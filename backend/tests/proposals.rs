@@ -7,15 +7,13 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use common::{Reply, TestApp, app, backends};
-use hivesync_analysis::changeset::{apply, content_hash};
-use hivesync_analysis::manifest::manifest_hash;
+use axum::http::{Method, StatusCode};
+use common::{Reply, TestApp, app, backends, manifest};
+use hivesync_analysis::changeset::apply;
 use hivesync_backend::jobs::refactor::{RefactorFailure, parse_params, run_refactor, validate};
 use hivesync_backend::jobs::snapshot::materialize;
 use hivesync_backend::store::{NewProposal, ProposalKind, ProposalStatus, Snapshot};
-use hivesync_protocol::{ChangeSet, Confidence, Language, Manifest, ManifestFile};
+use hivesync_protocol::{ChangeSet, Confidence};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,70 +33,9 @@ fn files() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn manifest(files: &[(&str, &str)]) -> Manifest {
-    let mut list: Vec<ManifestFile> = files
-        .iter()
-        .map(|(path, content)| ManifestFile {
-            path: (*path).to_string(),
-            hash: content_hash(content.as_bytes()),
-            size: content.len() as u64,
-            language: Language::from_path(path),
-        })
-        .collect();
-    list.sort_by(|a, b| a.path.cmp(&b.path));
-    Manifest {
-        hash: manifest_hash(&list),
-        files: list,
-        metadata: Default::default(),
-    }
-}
-
-async fn raw(app: &TestApp, method: Method, path: &str, token: &str, body: Vec<u8>) -> Reply {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/octet-stream")
-        .body(Body::from(body))
-        .unwrap();
-    app.send(req).await
-}
-
 /// Uploads and commits a snapshot of `files` through the snapshot API; returns its id.
 async fn upload(app: &TestApp, token: &str, project: &str, files: &[(&str, &str)]) -> Uuid {
-    let m = manifest(files);
-    let r = raw(
-        app,
-        Method::POST,
-        &format!("/api/v1/projects/{project}/snapshots"),
-        token,
-        serde_json::to_vec(&m).unwrap(),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let sid = r.body["snapshot_id"].as_str().unwrap().to_string();
-    for (_, content) in files {
-        let hash = content_hash(content.as_bytes());
-        let r = raw(
-            app,
-            Method::PUT,
-            &format!("/api/v1/projects/{project}/blobs/{hash}"),
-            token,
-            content.as_bytes().to_vec(),
-        )
-        .await;
-        assert!(r.status.is_success(), "{:?}", r.body);
-    }
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/projects/{project}/snapshots/{sid}/commit"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    Uuid::parse_str(&sid).unwrap()
+    Uuid::parse_str(&app.upload_snapshot(token, project, files).await).unwrap()
 }
 
 struct Setup {
@@ -338,29 +275,26 @@ async fn refactor_job_makes_one_proposal_with_exact_and_probable_hunks_apart() {
         assert!(hunks(&p).iter().all(|h| h.1 == "exact"));
 
         // Status filter.
-        let r = s
-            .app
-            .get(
-                &format!("/api/v1/projects/{}/proposals?status=pending", s.project),
-                &s.viewer,
-            )
-            .await;
-        assert_eq!(r.body.as_array().unwrap().len(), 2);
-        let r = s
-            .app
-            .get(
-                &format!("/api/v1/projects/{}/proposals?status=approved", s.project),
-                &s.viewer,
-            )
-            .await;
-        assert_eq!(r.body.as_array().unwrap().len(), 0);
-        let r = s
-            .app
-            .get(
-                &format!("/api/v1/projects/{}/proposals?status=done", s.project),
-                &s.viewer,
-            )
-            .await;
+        let list = |query: &'static str| {
+            let s = &s;
+            async move {
+                s.app
+                    .get(
+                        &format!("/api/v1/projects/{}/proposals?{query}", s.project),
+                        &s.viewer,
+                    )
+                    .await
+            }
+        };
+        assert_eq!(
+            list("status=pending").await.body.as_array().unwrap().len(),
+            2
+        );
+        assert_eq!(
+            list("status=approved").await.body.as_array().unwrap().len(),
+            0
+        );
+        let r = list("status=done").await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
             r.body["error"]["message"]
@@ -778,14 +712,15 @@ async fn materialize_writes_committed_snapshots_and_refuses_unsafe_ones() {
 
         // Not committed yet.
         let mut uncommitted = manifest(&[("x.py", "x = 1\n")]);
-        let r = raw(
-            &s.app,
-            Method::POST,
-            &format!("/api/v1/projects/{}/snapshots", s.project),
-            &s.owner,
-            serde_json::to_vec(&uncommitted).unwrap(),
-        )
-        .await;
+        let r = s
+            .app
+            .raw(
+                Method::POST,
+                &format!("/api/v1/projects/{}/snapshots", s.project),
+                &s.owner,
+                serde_json::to_vec(&uncommitted).unwrap(),
+            )
+            .await;
         let sid = Uuid::parse_str(r.body["snapshot_id"].as_str().unwrap()).unwrap();
         let err = materialize(
             &s.app.state,

@@ -53,16 +53,17 @@ pub async fn materialize_checked(
     dir: &Path,
 ) -> Result<Manifest, MaterializeError> {
     let unavailable = |e: &dyn std::fmt::Display| MaterializeError::Unavailable(e.to_string());
+    let missing = || {
+        MaterializeError::Unusable(format!(
+            "snapshot {snapshot_id} does not exist in this project"
+        ))
+    };
     let snapshot = state
         .snapshots
         .snapshot(project_id, snapshot_id)
         .await
         .map_err(|e| unavailable(&e))?
-        .ok_or_else(|| {
-            MaterializeError::Unusable(format!(
-                "snapshot {snapshot_id} does not exist in this project"
-            ))
-        })?;
+        .ok_or_else(missing)?;
     if snapshot.committed_at.is_none() {
         return Err(MaterializeError::Unusable(format!(
             "snapshot {snapshot_id} is not committed yet (its blobs may be missing)"
@@ -73,11 +74,7 @@ pub async fn materialize_checked(
         .snapshot_manifest(project_id, snapshot_id)
         .await
         .map_err(|e| unavailable(&e))?
-        .ok_or_else(|| {
-            MaterializeError::Unusable(format!(
-                "snapshot {snapshot_id} does not exist in this project"
-            ))
-        })?;
+        .ok_or_else(missing)?;
     let manifest: Manifest = serde_json::from_str(&json).map_err(|e| {
         MaterializeError::Invalid(format!("snapshot {snapshot_id}: stored manifest: {e}"))
     })?;

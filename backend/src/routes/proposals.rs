@@ -888,3 +888,119 @@ pub async fn proposal_reverted(
     )
     .await
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use hivesync_analysis::changeset::{apply_to_text, content_hash};
+    use hivesync_protocol::TextEdit;
+
+    fn edit(start: usize, end: usize, text: &str, confidence: Confidence) -> TextEdit {
+        TextEdit {
+            start,
+            end,
+            new_text: text.into(),
+            confidence,
+        }
+    }
+
+    #[test]
+    fn exact_and_probable_edits_on_one_line_are_separate_hunks() {
+        let base = "x = 1\nobj.foo(foo())\ny = 2\n";
+        let line = base.find("obj.foo").unwrap();
+        let exact = edit(line + 8, line + 11, "bar", Confidence::Exact);
+        let probable = edit(line + 4, line + 7, "bar", Confidence::Probable);
+        let cs = ChangeSet {
+            title: "Rename".into(),
+            files: vec![FileChange {
+                path: "a.py".into(),
+                base_hash: Some(content_hash(base.as_bytes())),
+                edits: vec![probable.clone(), exact.clone()],
+                delete: false,
+            }],
+        };
+        let texts = BTreeMap::from([("a.py".to_string(), base.to_string())]);
+        let files = review_files(&texts, &cs).unwrap();
+        assert_eq!(files.len(), 1);
+        let hunks = &files[0].hunks;
+        assert_eq!(hunks.len(), 2, "{hunks:?}");
+        assert_eq!(hunks[0].confidence, Confidence::Exact);
+        assert!(
+            hunks[0].text.contains("+obj.foo(bar())\n"),
+            "{}",
+            hunks[0].text
+        );
+        assert_eq!(hunks[1].confidence, Confidence::Probable);
+        assert!(
+            hunks[1].text.contains("+obj.bar(foo())\n"),
+            "{}",
+            hunks[1].text
+        );
+        assert!(
+            files[0].diff.contains("+obj.bar(bar())\n"),
+            "{}",
+            files[0].diff
+        );
+        assert_eq!(review_files(&texts, &cs).unwrap(), files, "stable");
+
+        let ids = hunk_ids(&files);
+        let pick = |c: Confidence| -> BTreeSet<String> {
+            ids.iter()
+                .filter(|(_, k)| **k == c)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let only_exact = approved_change(&texts, &cs, &pick(Confidence::Exact)).unwrap();
+        assert_eq!(only_exact.files[0].edits, vec![exact.clone()]);
+        let only_probable = approved_change(&texts, &cs, &pick(Confidence::Probable)).unwrap();
+        assert_eq!(only_probable.files[0].edits, vec![probable.clone()]);
+        let both: BTreeSet<String> = ids.keys().cloned().collect();
+        let all = approved_change(&texts, &cs, &both).unwrap();
+        assert_eq!(all, cs);
+        assert_eq!(
+            apply_to_text(base, &all.files[0].edits).unwrap(),
+            "x = 1\nobj.bar(bar())\ny = 2\n"
+        );
+        assert!(
+            approved_change(&texts, &cs, &BTreeSet::new())
+                .unwrap()
+                .files
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn created_and_deleted_files_go_whole_into_one_group() {
+        let gone = "old\n";
+        let cs = ChangeSet {
+            title: "t".into(),
+            files: vec![
+                FileChange {
+                    path: "gone.py".into(),
+                    base_hash: Some(content_hash(gone.as_bytes())),
+                    edits: vec![],
+                    delete: true,
+                },
+                FileChange {
+                    path: "new.py".into(),
+                    base_hash: None,
+                    edits: vec![edit(0, 0, "x = 1\n", Confidence::Probable)],
+                    delete: false,
+                },
+            ],
+        };
+        let [(_, exact), (_, probable)] = confidence_groups(&cs);
+        assert_eq!(exact.files.len(), 1);
+        assert_eq!(exact.files[0].path, "gone.py");
+        assert_eq!(probable.files.len(), 1);
+        assert_eq!(probable.files[0].path, "new.py");
+        let texts = BTreeMap::from([("gone.py".to_string(), gone.to_string())]);
+        let files = review_files(&texts, &cs).unwrap();
+        let confidences: Vec<Confidence> = files
+            .iter()
+            .flat_map(|f| f.hunks.iter().map(|h| h.confidence))
+            .collect();
+        assert_eq!(confidences, [Confidence::Exact, Confidence::Probable]);
+    }
+}
