@@ -828,3 +828,33 @@ async fn create_proposal_is_idempotent_by_job_id() {
         assert_eq!(r.status, StatusCode::NOT_FOUND);
     }
 }
+
+#[tokio::test]
+async fn concurrent_reviews_of_single_hunks_all_count() {
+    for b in backends() {
+        let s = setup(&b).await;
+        let id = refactor(&s, Uuid::now_v7(), &rename_params(&s, true))
+            .await
+            .unwrap();
+        let ids: Vec<String> = hunks(&get_proposal(&s, id, &s.viewer).await)
+            .into_iter()
+            .map(|h| h.2)
+            .collect();
+        assert_eq!(ids.len(), 3);
+        let replies = futures::future::join_all(ids.iter().map(|hunk| {
+            review(
+                &s,
+                id,
+                &s.reviewer,
+                json!({"decisions": [{"hunk_id": hunk, "decision": "accept"}]}),
+            )
+        }))
+        .await;
+        for r in &replies {
+            assert_eq!(r.status, StatusCode::OK, "{}: {:?}", b.name(), r.body);
+        }
+        let p = get_proposal(&s, id, &s.viewer).await;
+        assert_eq!(p["hunks_accepted"], 3, "{}", b.name());
+        assert_eq!(p["status"], "approved", "{}", b.name());
+    }
+}
