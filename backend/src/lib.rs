@@ -30,6 +30,9 @@
 //!   attempts, progress, result, retry backoff; completion idempotent by job id) and the `Queue`
 //!   trait with `SqlQueue` (embedded, leased row claims) and `RabbitQueue` (RabbitMQ, job ids
 //!   only, confirms, manual acks, delay and dead-letter queues, reconnection).
+//! - [`jobs`] — what background jobs do, as plain functions the worker runtime wraps:
+//!   `jobs::snapshot::materialize` (a committed snapshot's files into a directory, paths checked)
+//!   and `jobs::refactor` (a rename planned by the engine, stored as a proposal once per job id).
 //! - [`metrics`] — Prometheus counters and latency histograms by route template, `/metrics`.
 //! - [`error`] — `AppError` and the one error shape `{"error":{"code","message"}}`.
 //! - [`config`] — the typed `[server]` configuration and its validation.
@@ -42,6 +45,7 @@ pub mod config;
 pub mod ephemeral;
 pub mod error;
 pub mod events;
+pub mod jobs;
 pub mod metrics;
 pub mod preview;
 pub mod queue;

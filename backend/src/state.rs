@@ -10,8 +10,8 @@ use crate::error::AppError;
 use crate::events::{Events, LocalEvents};
 use crate::store::sql::SqlStore;
 use crate::store::{
-    Event, EventLog, NewEvent, PreviewStore, ProjectStore, SnapshotStore, ThreadStore, TokenStore,
-    UserStore,
+    Event, EventLog, NewEvent, PreviewStore, ProjectStore, ProposalStore, SnapshotStore,
+    ThreadStore, TokenStore, UserStore,
 };
 use std::ops::Deref;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ pub struct Inner {
     pub snapshots: Arc<dyn SnapshotStore>,
     pub previews: Arc<dyn PreviewStore>,
     pub threads: Arc<dyn ThreadStore>,
+    pub proposals: Arc<dyn ProposalStore>,
     /// File contents of snapshots, by hash.
     pub blobs: crate::blobs::BlobStore,
     pub ephemeral: Arc<dyn Ephemeral>,
@@ -126,6 +127,7 @@ impl AppState {
             snapshots: store.clone(),
             previews: store.clone(),
             threads: store.clone(),
+            proposals: store.clone(),
             event_log: store,
             sql,
             ephemeral,

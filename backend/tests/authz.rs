@@ -11,8 +11,8 @@ use hivesync_analysis::changeset::content_hash;
 use hivesync_analysis::manifest::manifest_hash;
 use hivesync_backend::auth::{random_token, token_hash};
 use hivesync_backend::store::{
-    Anchor, AuthorKind, Comment, PersonalAccessToken, Preview, PreviewStatus, Project,
-    RefreshToken, Role, Snapshot, Thread,
+    Anchor, ApplicationAction, AuthorKind, Comment, NewProposal, PersonalAccessToken, Preview,
+    PreviewStatus, Project, ProposalKind, RefreshToken, Role, Snapshot, Thread,
 };
 use hivesync_protocol::{Manifest, ManifestFile};
 use serde_json::{Value, json};
@@ -49,6 +49,8 @@ struct Fixture {
     /// for an anonymous caller).
     thread_id: Uuid,
     comment_id: Uuid,
+    /// An approved proposal on the snapshot, applied and reverted at it.
+    proposal_id: Uuid,
 }
 
 /// The blob the table uploads: the bytes of its JSON body `"blob"`.
@@ -69,6 +71,7 @@ fn fill(path: &str, f: &Fixture) -> String {
         .replace("{token}", &f.preview_token)
         .replace("{thread_id}", &f.thread_id.to_string())
         .replace("{comment_id}", &f.comment_id.to_string())
+        .replace("{proposal_id}", &f.proposal_id.to_string())
 }
 
 type Body = fn(&Fixture) -> Option<Value>;
@@ -322,6 +325,57 @@ fn routes() -> Vec<Case> {
             204,
             none,
         ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/proposals",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::GET,
+            "/api/v1/proposals/{proposal_id}",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::POST,
+            "/api/v1/proposals/{proposal_id}/review",
+            Project(Reviewer),
+            200,
+            |_| Some(json!({"accept_all": true})),
+        ),
+        c(
+            Method::GET,
+            "/api/v1/proposals/{proposal_id}/approved",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::GET,
+            "/api/v1/proposals/{proposal_id}/patch",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        // Reporting the state the fixture's proposal is already in (applied, then reverted, at
+        // the snapshot) is an idempotent 200 either way.
+        c(
+            Method::POST,
+            "/api/v1/proposals/{proposal_id}/applied",
+            Project(Reviewer),
+            200,
+            |f| Some(json!({"snapshot_id": f.snapshot_id})),
+        ),
+        c(
+            Method::POST,
+            "/api/v1/proposals/{proposal_id}/reverted",
+            Project(Reviewer),
+            200,
+            |f| Some(json!({"snapshot_id": f.snapshot_id})),
+        ),
     ]
 }
 
@@ -486,6 +540,7 @@ async fn fixture(
         )
         .await
         .unwrap();
+    let proposal_id = proposal_fixture(app, project_id, snapshot_id, owner).await;
     Fixture {
         project_id,
         target_id: target,
@@ -497,7 +552,58 @@ async fn fixture(
         preview_token,
         thread_id,
         comment_id,
+        proposal_id,
     }
+}
+
+/// An approved proposal upper-casing `src/a.txt`, applied and then reverted at `snapshot_id`.
+async fn proposal_fixture(app: &TestApp, project_id: Uuid, snapshot_id: Uuid, owner: Uuid) -> Uuid {
+    use hivesync_backend::routes::proposals::{hunk_ids, review_files};
+    use hivesync_protocol::{ChangeSet, Confidence, FileChange, TextEdit};
+    let change = ChangeSet {
+        title: "Shout".into(),
+        files: vec![FileChange {
+            path: "src/a.txt".into(),
+            base_hash: Some(content_hash(b"hello")),
+            edits: vec![TextEdit {
+                start: 0,
+                end: 5,
+                new_text: "HELLO".into(),
+                confidence: Confidence::Exact,
+            }],
+            delete: false,
+        }],
+    };
+    let base = [("src/a.txt".to_string(), "hello".to_string())].into();
+    let ids: BTreeSet<String> = hunk_ids(&review_files(&base, &change).unwrap())
+        .into_keys()
+        .collect();
+    let store = &app.state.proposals;
+    let now = OffsetDateTime::now_utc();
+    let p = store
+        .create_proposal(&NewProposal {
+            id: Uuid::now_v7(),
+            project_id,
+            job_id: Uuid::now_v7(),
+            snapshot_id,
+            manifest_hash: String::new(),
+            kind: ProposalKind::Refactor,
+            title: change.title.clone(),
+            change,
+            created_by: None,
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let all = ids.iter().map(|id| (id.clone(), true)).collect();
+    store.review(p.id, &all, &ids, owner, now).await.unwrap();
+    for action in [ApplicationAction::Applied, ApplicationAction::Reverted] {
+        store
+            .record_application(p.id, action, snapshot_id, owner, now)
+            .await
+            .unwrap();
+    }
+    p.id
 }
 
 fn expected(access: Access, caller: &Caller, ok: StatusCode) -> StatusCode {
@@ -709,7 +815,8 @@ async fn every_table_route_is_served() {
             .replace("{preview_id}", &Uuid::new_v4().to_string())
             .replace("{token}", "ZZZZ-ZZZZ-ZZZZ-ZZZZ")
             .replace("{thread_id}", &Uuid::new_v4().to_string())
-            .replace("{comment_id}", &Uuid::new_v4().to_string());
+            .replace("{comment_id}", &Uuid::new_v4().to_string())
+            .replace("{proposal_id}", &Uuid::new_v4().to_string());
         let r = app
             .call(case.method.clone(), &path, None, Some(json!({})))
             .await;

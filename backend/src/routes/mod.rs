@@ -8,6 +8,7 @@ pub mod events;
 pub mod ops;
 pub mod previews;
 pub mod projects;
+pub mod proposals;
 pub mod snapshots;
 pub mod threads;
 
@@ -36,6 +37,7 @@ use utoipa_axum::routes;
         (name = "snapshots", description = "Manifest sync: snapshots of a project's files and their content-addressed blobs"),
         (name = "previews", description = "Preview sessions: static web builds opened on a phone with a short token"),
         (name = "threads", description = "Comment threads anchored to lines of a snapshot, re-anchored in later snapshots"),
+        (name = "proposals", description = "Proposals: ChangeSets computed by jobs, reviewed hunk by hunk (exact and probable hunks apart), applied and reverted by clients"),
     )
 )]
 pub struct ApiDoc;
@@ -103,6 +105,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(threads::get_thread, threads::update_thread))
         .routes(routes!(threads::add_comment))
         .routes(routes!(threads::edit_comment, threads::delete_comment))
+        .routes(routes!(proposals::list_proposals))
+        .routes(routes!(proposals::get_proposal))
+        .routes(routes!(proposals::review_proposal))
+        .routes(routes!(proposals::approved_proposal))
+        .routes(routes!(proposals::proposal_patch))
+        .routes(routes!(proposals::proposal_applied))
+        .routes(routes!(proposals::proposal_reverted))
 }
 
 /// The client's address, for rate limiting: the peer address, or with `trust_forwarded_for`

@@ -6,6 +6,7 @@
 //! previews, jobs, proposals) add their own trait here and implement it on `SqlStore`.
 
 pub mod previews;
+pub mod proposals;
 pub mod snapshots;
 pub mod sql;
 pub mod threads;
@@ -13,6 +14,10 @@ pub mod threads;
 use crate::error::AppError;
 use async_trait::async_trait;
 pub use previews::{BundleInfo, Preview, PreviewStatus, PreviewStore};
+pub use proposals::{
+    Application, ApplicationAction, ApplicationOutcome, HunkDecision, NewProposal, Proposal,
+    ProposalKind, ProposalStatus, ProposalStore, ReviewOutcome,
+};
 use serde::{Deserialize, Serialize};
 pub use snapshots::{AddBlob, Snapshot, SnapshotStore};
 pub use threads::{Anchor, AuthorKind, Comment, CommentEdit, Thread, ThreadFilter, ThreadStore};

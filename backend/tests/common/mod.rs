@@ -319,4 +319,80 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["id"].as_str().unwrap().to_string()
     }
+
+    /// Sends `body` as raw bytes (`application/octet-stream`) with a bearer token.
+    pub async fn raw(&self, method: Method, path: &str, token: &str, body: Vec<u8>) -> Reply {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/octet-stream")
+            .body(Body::from(body))
+            .expect("request");
+        self.send(req).await
+    }
+
+    /// Uploads `(path, content)` files as a snapshot through the snapshot API (manifest, every
+    /// blob, commit); returns the snapshot id.
+    pub async fn upload_snapshot(
+        &self,
+        token: &str,
+        project: &str,
+        files: &[(&str, &str)],
+    ) -> String {
+        let m = manifest(files);
+        let r = self
+            .raw(
+                Method::POST,
+                &format!("/api/v1/projects/{project}/snapshots"),
+                token,
+                serde_json::to_vec(&m).unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let sid = r.body["snapshot_id"].as_str().unwrap().to_string();
+        for (_, content) in files {
+            let hash = hivesync_analysis::changeset::content_hash(content.as_bytes());
+            let r = self
+                .raw(
+                    Method::PUT,
+                    &format!("/api/v1/projects/{project}/blobs/{hash}"),
+                    token,
+                    content.as_bytes().to_vec(),
+                )
+                .await;
+            assert!(r.status.is_success(), "{}", r.body);
+        }
+        let r = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/projects/{project}/snapshots/{sid}/commit"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        sid
+    }
+}
+
+/// A manifest of `(path, content)` pairs, as the desktop builds it (sorted, languages by
+/// extension).
+pub fn manifest(files: &[(&str, &str)]) -> hivesync_protocol::Manifest {
+    use hivesync_protocol::{Language, ManifestFile};
+    let mut list: Vec<ManifestFile> = files
+        .iter()
+        .map(|(path, content)| ManifestFile {
+            path: (*path).to_string(),
+            hash: hivesync_analysis::changeset::content_hash(content.as_bytes()),
+            size: content.len() as u64,
+            language: Language::from_path(path),
+        })
+        .collect();
+    list.sort_by(|a, b| a.path.cmp(&b.path));
+    hivesync_protocol::Manifest {
+        hash: hivesync_analysis::manifest::manifest_hash(&list),
+        files: list,
+        metadata: Default::default(),
+    }
 }
