@@ -31,7 +31,12 @@ pub fn hivesync_bin() -> PathBuf {
 /// A `hivesync` command isolated from the developer's own configuration: `HOME` and
 /// `XDG_CONFIG_HOME` point into `home`, and no `HIVESYNC_*` or `RUST_LOG` variable leaks in.
 pub fn hivesync(home: &std::path::Path) -> Command {
-    let mut cmd = Command::new(hivesync_bin());
+    hivesync_at(&hivesync_bin(), home)
+}
+
+/// Like [`hivesync`], running the binary at `bin` (benchmarks run a release build).
+pub fn hivesync_at(bin: &std::path::Path, home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin);
     for (key, _) in std::env::vars_os() {
         let key_str = key.to_string_lossy();
         if key_str.starts_with("HIVESYNC_") || key_str == "RUST_LOG" {

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test suite of the repository in one command — builds the binary
-//! the end-to-end tests run, then the Rust workspace's tests (and, as they land, the web and
-//! editor-extension suites). Standard library only, so it builds in seconds on a fresh machine.
+//! the end-to-end tests run, then the Rust workspace's tests, then the third-party LSP client
+//! suite (editors/pytest-lsp, in a Python virtualenv under the target dir) against that binary.
+//! Standard library only, so it builds in seconds on a fresh machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -68,5 +69,53 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("HIVESYNC_BIN", &bin)
         .args(["test", "--workspace", "--all-targets"])
         .args(extra))?;
+
+    editor_client_suite(&root, &target, &bin)?;
     Ok(())
+}
+
+/// The third-party LSP client suite (editors/pytest-lsp: pytest-lsp, a pygls client) against
+/// the binary just built, in a virtualenv under the target dir whose requirements are
+/// installed once per change of requirements.txt.
+fn editor_client_suite(root: &Path, target: &Path, bin: &Path) -> Result<(), String> {
+    let suite = root.join("editors").join("pytest-lsp");
+    let requirements = suite.join("requirements.txt");
+    let venv = target.join("pytest-lsp-venv");
+    let bin_dir = venv.join(if cfg!(windows) { "Scripts" } else { "bin" });
+    let python = bin_dir.join(if cfg!(windows) {
+        "python.exe"
+    } else {
+        "python"
+    });
+    if !python.is_file() {
+        let system = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        run(Command::new(&system).args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+            format!(
+                "{e}\n(the editor-client suite needs Python 3 with venv; set PYTHON to use another)"
+            )
+        })?;
+    }
+    let wanted = std::fs::read(&requirements)
+        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    let stamp = venv.join("installed-requirements.txt");
+    if std::fs::read(&stamp).ok().as_deref() != Some(wanted.as_slice()) {
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements))?;
+        std::fs::write(&stamp, &wanted)
+            .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    }
+    run(Command::new(&python)
+        .current_dir(root)
+        .env("HIVESYNC_BIN", bin)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .args(["-m", "pytest", "-p", "no:cacheprovider", "-q"])
+        .arg(&suite))
 }
