@@ -10,9 +10,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("test-editors") => test_editors(),
         _ => {
             eprintln!(
-                "usage: cargo xtask test [-- <extra cargo test args>]\n\n  test   build the binary and run every test suite"
+                "usage: cargo xtask test [-- <extra cargo test args>]\n       cargo xtask test-editors\n\n  test           build the binary and run every test suite\n  test-editors   build the binary and run only the third-party LSP client suite"
             );
             return ExitCode::from(2);
         }
@@ -45,8 +46,9 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-fn test(extra: &[String]) -> Result<(), String> {
-    let root = root();
+/// Builds the `hivesync` binary (debug); returns the cargo command, the target dir and the
+/// binary's path.
+fn build_binary(root: &Path) -> Result<(String, PathBuf, PathBuf), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -54,14 +56,25 @@ fn test(extra: &[String]) -> Result<(), String> {
     let bin = target
         .join("debug")
         .join(format!("hivesync{}", std::env::consts::EXE_SUFFIX));
-
-    run(Command::new(&cargo).current_dir(&root).args([
+    run(Command::new(&cargo).current_dir(root).args([
         "build",
         "--package",
         "hivesync",
         "--bin",
         "hivesync",
     ]))?;
+    Ok((cargo, target, bin))
+}
+
+fn test_editors() -> Result<(), String> {
+    let root = root();
+    let (_, target, bin) = build_binary(&root)?;
+    editor_client_suite(&root, &target, &bin)
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let root = root();
+    let (cargo, target, bin) = build_binary(&root)?;
 
     let extra: Vec<&String> = extra.iter().filter(|a| a.as_str() != "--").collect();
     run(Command::new(&cargo)
