@@ -31,6 +31,8 @@ pub const RENAME_INCLUDING_PROBABLE: &str = "hivesync.renameIncludingProbable";
 pub const SHOW_REFERENCES: &str = "hivesync.showReferences";
 
 const DIAGNOSTICS_DEBOUNCE: Duration = Duration::from_millis(200);
+/// Pause before warming resumes after an edit interrupted it.
+const WARM_RESUME_DELAY: Duration = Duration::from_millis(100);
 
 /// What the client said it supports.
 #[derive(Debug, Clone, Default)]
@@ -308,7 +310,7 @@ impl Inner {
                     AnalysisHost::new()
                 }
             };
-            let snapshot = {
+            {
                 let mut w = self.world();
                 let excluded: Vec<String> = world::host_files(&host)
                     .into_iter()
@@ -316,46 +318,61 @@ impl Inner {
                     .collect();
                 w.install(&root, host, excluded);
                 self.loaded.send_modify(|n| *n += 1);
-                w.roots
-                    .iter()
-                    .find(|r| r.path == root)
-                    .map(|r| r.host.snapshot())
-            };
-            let Some(snapshot) = snapshot else { continue };
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
-            let warm = tokio::task::spawn_blocking(move || {
-                snapshot.warm_with_progress(&|done, total| {
-                    let step = (total / 50).max(1);
-                    if done % step == 0 || done == total {
-                        let _ = tx.send((done, total));
-                    }
-                })
-            });
+            }
             let name = root
                 .file_name()
                 .map(|n| format!("{}: ", n.to_string_lossy()))
                 .filter(|_| many)
                 .unwrap_or_default();
-            while let Some((done, total)) = rx.recv().await {
-                let files = total / 2;
-                let message = if done <= files {
-                    format!("{name}Indexing {done}/{files} files")
-                } else {
-                    format!("{name}Resolving {}/{files} files", done - files)
-                };
-                if let Some(p) = &progress {
-                    let pct = u32::try_from(done * 100 / total.max(1)).unwrap_or(100);
-                    p.report_with_message(message, pct).await;
+            // Warm the engine; an edit interrupts it (salsa cancellation), and it resumes on a
+            // fresh snapshot once typing pauses — what was computed before is kept.
+            loop {
+                let snapshot = self
+                    .world()
+                    .roots
+                    .iter()
+                    .find(|r| r.path == root)
+                    .map(|r| r.host.snapshot());
+                let Some(snapshot) = snapshot else { break };
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+                let warm = tokio::task::spawn_blocking(move || {
+                    snapshot.warm_with_progress(&|done, total| {
+                        let step = (total / 50).max(1);
+                        if done % step == 0 || done == total {
+                            let _ = tx.send((done, total));
+                        }
+                    })
+                });
+                while let Some((done, total)) = rx.recv().await {
+                    let files = total / 2;
+                    let message = if done <= files {
+                        format!("{name}Indexing {done}/{files} files")
+                    } else {
+                        format!("{name}Resolving {}/{files} files", done - files)
+                    };
+                    if let Some(p) = &progress {
+                        let pct = u32::try_from(done * 100 / total.max(1)).unwrap_or(100);
+                        p.report_with_message(message, pct).await;
+                    }
                 }
-            }
-            match warm.await {
-                Ok(Ok(())) => tracing::info!(
-                    "indexed {} in {} ms",
-                    root.display(),
-                    started.elapsed().as_millis()
-                ),
-                Ok(Err(_)) => tracing::debug!("warming {} was interrupted", root.display()),
-                Err(e) => tracing::error!("warming {} failed: {e}", root.display()),
+                match warm.await {
+                    Ok(Ok(())) => {
+                        tracing::info!(
+                            "indexed {} in {} ms",
+                            root.display(),
+                            started.elapsed().as_millis()
+                        );
+                        break;
+                    }
+                    Ok(Err(_)) => {
+                        tracing::debug!("warming {} was interrupted; resuming", root.display());
+                        tokio::time::sleep(WARM_RESUME_DELAY).await;
+                    }
+                    Err(e) => {
+                        tracing::error!("warming {} failed: {e}", root.display());
+                        break;
+                    }
+                }
             }
         }
         if let Some(p) = progress {

@@ -232,6 +232,57 @@ fn navigation_hover_and_symbols_on_python() {
     finish(c);
 }
 
+/// The same requests on TypeScript: definition across an ES import, references, rename, and
+/// positions counted in UTF-16 after a non-BMP character.
+#[test]
+fn typescript_definition_references_and_rename() {
+    let home = tempfile::tempdir().expect("tmp");
+    let root = home.path().join("web");
+    std::fs::create_dir_all(root.join("src")).expect("mkdir");
+    let geometry = root.join("src/geometry.ts");
+    let main = root.join("src/main.ts");
+    std::fs::write(
+        &geometry,
+        "/** Area of a rectangle. */\nexport function area(w: number, h: number): number {\n  return w * h;\n}\n",
+    )
+    .expect("write");
+    let main_text = "import { area } from \"./geometry\";\n\nconst label = \"😀\"; const a = area(2, 3);\nconsole.log(label, area(a, 1));\n";
+    std::fs::write(&main, main_text).expect("write");
+    let mut c = LspClient::start(home.path());
+    c.initialize(&root, full_caps(), json!({}));
+    c.wait_indexed();
+    c.open(&main, "typescript", main_text);
+
+    // `area` after the emoji starts at UTF-16 column 30 (29 characters: the emoji counts two).
+    let defs = c.result("textDocument/definition", pos(&main, 2, 31));
+    assert_eq!(defs.as_array().map(Vec::len), Some(1), "{defs}");
+    assert_eq!(defs[0]["uri"], uri(&geometry));
+    assert_eq!(
+        defs[0]["range"]["start"],
+        json!({"line": 1, "character": 16})
+    );
+    let mut refs = pos(&geometry, 1, 17);
+    refs["context"] = json!({"includeDeclaration": true});
+    let refs = c.result("textDocument/references", refs);
+    assert_eq!(refs.as_array().map(Vec::len), Some(4), "{refs}");
+    let hover = c.result("textDocument/hover", pos(&main, 3, 20));
+    let text = hover["contents"]["value"].as_str().expect("markdown");
+    assert!(text.starts_with("```typescript"), "{text}");
+    assert!(text.contains("Area of a rectangle."), "{text}");
+
+    let mut params = pos(&main, 3, 20);
+    params["newName"] = json!("surface");
+    let edit = c.result("textDocument/rename", params);
+    let changes = edit["changes"].as_object().expect("changes");
+    assert_eq!(changes[&uri(&main)].as_array().map(Vec::len), Some(3));
+    assert_eq!(changes[&uri(&geometry)].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        changes[&uri(&main)][1]["range"]["start"],
+        json!({"line": 2, "character": 30})
+    );
+    finish(c);
+}
+
 #[test]
 fn rename_gives_exact_edits_and_clear_refusals() {
     let home = tempfile::tempdir().expect("tmp");
