@@ -1004,17 +1004,8 @@ impl LanguageServer for Backend {
             }
         }
         let args = &params.arguments;
-        let uri: Option<Uri> = args
-            .first()
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let position: Option<Position> = args
-            .get(1)
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let (Some(uri), Some(position)) = (uri, position) else {
-            return Err(Error::invalid_params(format!(
-                "{RENAME_INCLUDING_PROBABLE} takes [uri, position, newName]"
-            )));
-        };
+        let (uri, position) =
+            command_target(args, RENAME_INCLUDING_PROBABLE, "[uri, position, newName]")?;
         let new_name = args
             .get(2)
             .and_then(Value::as_str)
@@ -1054,21 +1045,25 @@ impl LanguageServer for Backend {
     }
 }
 
+/// The `[uri, position, …]` a command's arguments start with.
+fn command_target(args: &[Value], command: &str, usage: &str) -> Result<(Uri, Position)> {
+    let uri: Option<Uri> = args
+        .first()
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let position: Option<Position> = args
+        .get(1)
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    match (uri, position) {
+        (Some(uri), Some(position)) => Ok((uri, position)),
+        _ => Err(Error::invalid_params(format!("{command} takes {usage}"))),
+    }
+}
+
 impl Backend {
     /// `hivesync.showReferences [uri, position, …]`: the references at `position` now (the
     /// lens's own list may be stale), declaration excluded.
     async fn show_references(&self, args: &[Value]) -> Result<Option<Value>> {
-        let uri: Option<Uri> = args
-            .first()
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let position: Option<Position> = args
-            .get(1)
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let (Some(uri), Some(position)) = (uri, position) else {
-            return Err(Error::invalid_params(format!(
-                "{SHOW_REFERENCES} takes [uri, position, locations?]"
-            )));
-        };
+        let (uri, position) = command_target(args, SHOW_REFERENCES, "[uri, position, locations?]")?;
         let found = self
             .inner
             .query(&uri, move |ctx| {

@@ -294,12 +294,7 @@ fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("HIVESYNC_BIN") {
         return PathBuf::from(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let release = target
-        .join("release")
-        .join(format!("hivesync{}", std::env::consts::EXE_SUFFIX));
+    let release = hivesync_e2e::built_binary("release");
     if release.is_file() {
         return release;
     }

@@ -14,18 +14,23 @@ pub fn hivesync_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HIVESYNC_BIN") {
         return PathBuf::from(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target
-        .join("debug")
-        .join(format!("hivesync{}", std::env::consts::EXE_SUFFIX));
+    let bin = built_binary("debug");
     assert!(
         bin.is_file(),
         "{} does not exist: run `cargo build` first, or run every suite with `cargo xtask test`",
         bin.display()
     );
     bin
+}
+
+/// Where cargo puts the `hivesync` binary of a profile (`debug`, `release`); it may not exist.
+pub fn built_binary(profile: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target
+        .join(profile)
+        .join(format!("hivesync{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// A `hivesync` command isolated from the developer's own configuration: `HOME` and

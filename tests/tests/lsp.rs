@@ -868,26 +868,17 @@ fn bad_input_gets_protocol_answers_and_never_a_crash() {
     assert_eq!(r["error"]["code"], -32601);
     c.notify("hivesync/noSuchNotification", json!({}));
     // Malformed JSON-RPC: each gets an error response and the session goes on.
-    c.send_raw(b"Content-Length: 8\r\n\r\n{\"jsonrp");
-    let e = c.error_without_id();
-    assert_eq!(e["error"]["code"], -32700, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("not JSON")),
-        "{e}"
-    );
-    c.send_raw(b"Content-Length: nine\r\n\r\n");
-    let e = c.error_without_id();
-    assert_eq!(e["error"]["code"], -32700, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("Content-Length")),
-        "{e}"
-    );
-    c.send_raw(b"Content-Length: 2\r\n\r\n\xff\xfe");
-    assert_eq!(c.error_without_id()["error"]["code"], -32700);
+    for (bytes, why) in [
+        (&b"Content-Length: 8\r\n\r\n{\"jsonrp"[..], "not JSON"),
+        (b"Content-Length: nine\r\n\r\n", "Content-Length"),
+        (b"Content-Length: 2\r\n\r\n\xff\xfe", "not UTF-8"),
+    ] {
+        c.send_raw(bytes);
+        let e = c.error_without_id();
+        assert_eq!(e["error"]["code"], -32700, "{e}");
+        let message = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{e}");
+    }
     // JSON, but not a JSON-RPC message: Invalid Request, with the id it had.
     let body = br#"{"id":77,"method":"textDocument/hover"}"#;
     c.send_raw(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
