@@ -558,7 +558,7 @@ impl LanguageServer for Backend {
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
                 inlay_hint_provider: Some(OneOf::Left(true)),
                 code_lens_provider: Some(CodeLensOptions {
-                    resolve_provider: Some(false),
+                    resolve_provider: Some(true),
                 }),
                 code_action_provider: Some(CodeActionProviderCapability::Options(
                     CodeActionOptions {
@@ -922,10 +922,34 @@ impl LanguageServer for Backend {
                 let rel = ctx.file.rel.clone();
                 let symbols = ctx.analysis.document_symbols(&rel)?;
                 let mut out = Vec::new();
-                convert::reference_lenses(ctx, &lens_uri, &symbols, &mut out)?;
+                convert::reference_lenses(ctx, &lens_uri, &symbols, &mut out);
                 Ok(Some(out))
             })
             .await
+    }
+
+    async fn code_lens_resolve(&self, lens: CodeLens) -> Result<CodeLens> {
+        let uri: Option<Uri> = lens
+            .data
+            .as_ref()
+            .and_then(|d| d.get("uri"))
+            .and_then(|u| serde_json::from_value(u.clone()).ok());
+        let Some(uri) = uri else {
+            return Err(Error::invalid_params(
+                "codeLens/resolve: the lens has no `data.uri` (it did not come from this server)",
+            ));
+        };
+        let lens_uri = uri.clone();
+        let unresolved = lens.clone();
+        // Counting needs the whole project: this waits for loading, so no lens reads
+        // "0 references" while indexing.
+        let resolved = self
+            .inner
+            .query(&uri, move |ctx| {
+                convert::resolve_reference_lens(ctx, &lens_uri, unresolved)
+            })
+            .await?;
+        Ok(resolved.unwrap_or(lens))
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {

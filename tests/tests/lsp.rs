@@ -554,10 +554,26 @@ fn inlay_hints_code_lens_and_code_actions() {
     });
     assert_eq!(warning["params"]["type"], 2);
 
-    let lenses = c.result(
+    // Lenses come unresolved (ranges only; counting every definition's references on each
+    // edit would be workspace-wide work); the editor resolves those it shows.
+    let unresolved = c.result(
         "textDocument/codeLens",
         json!({"textDocument": {"uri": uri(&shapes)}}),
     );
+    assert_eq!(
+        init["capabilities"]["codeLensProvider"]["resolveProvider"],
+        true
+    );
+    let lenses: Vec<Value> = unresolved
+        .as_array()
+        .expect("lenses")
+        .iter()
+        .map(|l| {
+            assert!(l.get("command").is_none(), "{l}");
+            c.result("codeLens/resolve", l.clone())
+        })
+        .collect();
+    let lenses = Value::Array(lenses);
     let titles: Vec<&str> = lenses
         .as_array()
         .expect("lenses")
@@ -607,6 +623,11 @@ fn inlay_hints_code_lens_and_code_actions() {
         shown["params"]["selection"]["start"],
         json!({"line": 8, "character": 6})
     );
+    let foreign = c.request(
+        "codeLens/resolve",
+        json!({"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 1}}}),
+    );
+    assert_eq!(foreign["error"]["code"], -32602, "{foreign}");
     let unknown = c.request(
         "workspace/executeCommand",
         json!({"command": "hivesync.noSuchCommand", "arguments": []}),
