@@ -769,7 +769,7 @@ fn inlay_hints_code_lens_and_code_actions() {
 }
 
 #[test]
-fn cancelled_requests_answer_request_cancelled() {
+fn cancelled_and_outdated_requests_answer_request_cancelled_and_content_modified() {
     let home = tempfile::tempdir().expect("tmp");
     let root = home.path().join("big");
     std::fs::create_dir_all(&root).expect("mkdir");
@@ -790,6 +790,24 @@ fn cancelled_requests_answer_request_cancelled() {
     // The server goes on answering.
     let found = c.result("workspace/symbol", json!({"query": "function_3_4"}));
     assert_eq!(found[0]["name"], "function_3_4");
+
+    // An edit while a query runs on the old text: the query answers ContentModified (the
+    // request took its snapshot before the edit was handled), and the next one sees the edit.
+    let m0 = root.join("m0.py");
+    let text = std::fs::read_to_string(&m0).expect("read");
+    c.open(&m0, "python", &text);
+    let id = c.send_request("workspace/symbol", json!({"query": "f"}));
+    c.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": {"uri": uri(&m0), "version": 2},
+            "contentChanges": [{"text": "def renamed_function(a):\n    return a\n"}]
+        }),
+    );
+    let response = c.response(id);
+    assert_eq!(response["error"]["code"], -32801, "{response}");
+    let found = c.result("workspace/symbol", json!({"query": "renamed_function"}));
+    assert_eq!(found[0]["name"], "renamed_function");
     finish(c);
 }
 
