@@ -48,9 +48,19 @@ def uri(rel: str) -> str:
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[HIVESYNC, "lsp"], server_env=ENV))
 async def client(lsp_client: LanguageClient):
-    # Editors accept the server's dynamic registration of file watchers; so does this client.
+    # The client claims VS Code's capabilities, so it answers what VS Code answers: the
+    # dynamic registration of file watchers, and the refresh requests the server sends when
+    # indexing ends or files change (pytest-lsp fails a test on any request left unhandled).
     @lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)
     def register_capability(params: types.RegistrationParams):
+        return None
+
+    @lsp_client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
+    def code_lens_refresh(params: None):
+        return None
+
+    @lsp_client.feature(types.WORKSPACE_INLAY_HINT_REFRESH)
+    def inlay_hint_refresh(params: None):
         return None
 
     lsp_client.initialize_result = await lsp_client.initialize_session(

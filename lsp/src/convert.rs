@@ -340,13 +340,16 @@ pub fn inlay_hint(ctx: &mut Ctx, rel: &str, h: &ParameterHint) -> Option<InlayHi
     })
 }
 
-/// "N references" lenses on the definitions of an outline, depth first.
+/// "N references" lenses on the definitions of an outline, depth first — unresolved: a range
+/// and `data: {"uri"}`; [`resolve_reference_lens`] counts the references of the ones the editor
+/// shows (counting every definition of a large file on each edit would be workspace-wide work
+/// per keystroke).
 pub fn reference_lenses(
     ctx: &mut Ctx,
     uri: &Uri,
     symbols: &[hivesync_analysis::DocumentSymbol],
     out: &mut Vec<CodeLens>,
-) -> Result<(), AnalysisError> {
+) {
     let rel = ctx.file.rel.clone();
     for s in symbols {
         let lens_kind = !matches!(
@@ -354,46 +357,49 @@ pub fn reference_lenses(
             EngineKind::Variable | EngineKind::Parameter | EngineKind::Import | EngineKind::Field
         );
         if lens_kind
-            && let Some((line, column)) = ctx.with_text(&rel, |t, m| {
-                m.engine_position(t, s.name_range.start as usize)
-            })
-        {
-            let pos = FilePosition {
-                path: rel.clone(),
-                line,
-                column,
-            };
-            let refs = ctx.analysis.references(&pos, false)?;
-            let probable = refs
-                .iter()
-                .filter(|l| l.confidence == Confidence::Probable)
-                .count();
-            let exact = refs.len() - probable;
-            let mut title = match exact {
-                1 => "1 reference".to_owned(),
-                n => format!("{n} references"),
-            };
-            if probable > 0 {
-                title.push_str(&format!(" (+{probable} probable)"));
-            }
-            let locations: Vec<Location> = refs.iter().filter_map(|l| ctx.location(l)).collect();
-            if let Some(range) =
+            && let Some(range) =
                 ctx.lsp_range(&rel, s.name_range.start as usize, s.name_range.end as usize)
-            {
-                out.push(CodeLens {
-                    range,
-                    command: Some(Command {
-                        title,
-                        command: crate::server::SHOW_REFERENCES.to_owned(),
-                        arguments: Some(vec![json!(uri), json!(range.start), json!(locations)]),
-                    }),
-                    data: None,
-                });
-            }
+        {
+            out.push(CodeLens {
+                range,
+                command: None,
+                data: Some(json!({ "uri": uri })),
+            });
         }
-        reference_lenses(ctx, uri, &s.children, out)?;
+        reference_lenses(ctx, uri, &s.children, out);
     }
-    Ok(())
+}
+
+/// The command of a lens from [`reference_lenses`]: "N references" (`(+M probable)`) for the
+/// definition named at the lens's start, with their locations as arguments.
+pub fn resolve_reference_lens(
+    ctx: &mut Ctx,
+    uri: &Uri,
+    mut lens: CodeLens,
+) -> Result<Option<CodeLens>, AnalysisError> {
+    let Some(pos) = ctx.engine_position(lens.range.start) else {
+        return Ok(None);
+    };
+    let refs = ctx.analysis.references(&pos, false)?;
+    let probable = refs
+        .iter()
+        .filter(|l| l.confidence == Confidence::Probable)
+        .count();
+    let exact = refs.len() - probable;
+    let mut title = match exact {
+        1 => "1 reference".to_owned(),
+        n => format!("{n} references"),
+    };
+    if probable > 0 {
+        title.push_str(&format!(" (+{probable} probable)"));
+    }
+    let locations: Vec<Location> = refs.iter().filter_map(|l| ctx.location(l)).collect();
+    lens.command = Some(Command {
+        title,
+        command: crate::server::SHOW_REFERENCES.to_owned(),
+        arguments: Some(vec![json!(uri), json!(lens.range.start), json!(locations)]),
+    });
+    Ok(Some(lens))
 }
 
 /// The identifier touching byte `offset`, if any.

@@ -24,10 +24,15 @@ use tower_lsp_server::{Client, LanguageServer};
 /// `textDocument/rename` is used.
 pub const RENAME_INCLUDING_PROBABLE: &str = "hivesync.renameIncludingProbable";
 /// The command of "N references" code lenses (arguments: `[uri, position, locations]`, the shape
-/// of VS Code's `editor.action.showReferences`); editors map it to their references view.
+/// of VS Code's `editor.action.showReferences`). Editors may map it to their references view;
+/// sent to the server as `workspace/executeCommand`, it answers the references at `position`
+/// as of now (`Location[]`), and shows the document of a single one when the editor supports
+/// `window/showDocument`.
 pub const SHOW_REFERENCES: &str = "hivesync.showReferences";
 
 const DIAGNOSTICS_DEBOUNCE: Duration = Duration::from_millis(200);
+/// Pause before warming resumes after an edit interrupted it.
+const WARM_RESUME_DELAY: Duration = Duration::from_millis(100);
 
 /// What the client said it supports.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +42,7 @@ struct ClientCaps {
     change_annotations: bool,
     code_lens_refresh: bool,
     inlay_hint_refresh: bool,
+    show_document: bool,
 }
 
 pub(crate) struct Inner {
@@ -44,6 +50,8 @@ pub(crate) struct Inner {
     world: Mutex<World>,
     caps: Mutex<ClientCaps>,
     diagnostics_generation: AtomicU64,
+    /// Bumped each time a workspace folder's files were loaded (see [`Inner::wait_loaded`]).
+    loaded: tokio::sync::watch::Sender<u64>,
     /// Unknown settings keys already warned about.
     warned: Mutex<HashSet<String>>,
 }
@@ -62,6 +70,7 @@ impl Backend {
                 world: Mutex::new(World::new(defaults)),
                 caps: Mutex::new(ClientCaps::default()),
                 diagnostics_generation: AtomicU64::new(0),
+                loaded: tokio::sync::watch::Sender::new(0),
                 warned: Mutex::new(HashSet::new()),
             }),
         }
@@ -107,9 +116,46 @@ impl Inner {
         }
     }
 
-    /// Runs `f` on a blocking thread with a snapshot of the root holding `uri`. Unknown files
-    /// give `None`; cancellation gives `ContentModified`.
+    /// Waits until the workspace folder holding `path` (every folder, for `None`) has its files
+    /// loaded: answers that look across files are never computed on a partial project — a
+    /// rename would miss edits, references would be missing. (The engine's warm-up after
+    /// loading is not waited for; queries compute what they need.) Dropping the future (a
+    /// cancelled request) stops the wait.
+    async fn wait_loaded(&self, path: Option<&std::path::Path>) {
+        let mut rx = self.loaded.subscribe();
+        loop {
+            let ready = {
+                let w = self.world();
+                match path {
+                    Some(p) => w
+                        .locate(p)
+                        .and_then(|f| w.roots.get(f.root))
+                        .is_none_or(|r| r.indexed),
+                    None => w.roots.iter().all(|r| r.indexed),
+                }
+            };
+            if ready || rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Runs `f` on a blocking thread with a snapshot of the root holding `uri`, once that root
+    /// is loaded. Unknown files give `None`; cancellation gives `ContentModified`.
     async fn query<T, F>(&self, uri: &Uri, f: F) -> Result<Option<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ctx) -> std::result::Result<Option<T>, AnalysisError> + Send + 'static,
+    {
+        if let Some(path) = uri_path(uri) {
+            self.wait_loaded(Some(&path)).await;
+        }
+        self.query_now(uri, f).await
+    }
+
+    /// Like [`Inner::query`], without waiting for the project to be loaded: for answers about
+    /// the file itself (outline, hints and lenses, which the editor re-requests after loading).
+    async fn query_now<T, F>(&self, uri: &Uri, f: F) -> Result<Option<T>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Ctx) -> std::result::Result<Option<T>, AnalysisError> + Send + 'static,
@@ -145,6 +191,11 @@ impl Inner {
                 .iter()
                 .filter_map(|(path, doc)| {
                     let (analysis, file, root) = w.snapshot(path)?;
+                    // Imports into a folder still loading would look unresolved: its
+                    // documents get diagnostics when loading ends.
+                    if !w.roots.get(file.root).is_some_and(|r| r.indexed) {
+                        return None;
+                    }
                     let uri = w
                         .uris
                         .get(path)
@@ -184,14 +235,23 @@ impl Inner {
         }
     }
 
-    async fn refresh_views(&self) {
+    /// Asks the editor to re-request code lenses and inlay hints. The requests run in their own
+    /// task: a notification handler that awaited the editor's answer would hold up the session's
+    /// end forever when no answer comes (the server stops reading at `exit`).
+    fn refresh_views(self: &Arc<Self>) {
         let caps = self.caps();
-        if caps.code_lens_refresh {
-            let _ = self.client.code_lens_refresh().await;
+        if !(caps.code_lens_refresh || caps.inlay_hint_refresh) {
+            return;
         }
-        if caps.inlay_hint_refresh {
-            let _ = self.client.inlay_hint_refresh().await;
-        }
+        let inner = self.clone();
+        tokio::spawn(async move {
+            if caps.code_lens_refresh {
+                let _ = inner.client.code_lens_refresh().await;
+            }
+            if caps.inlay_hint_refresh {
+                let _ = inner.client.inlay_hint_refresh().await;
+            }
+        });
     }
 
     /// Loads every workspace folder not loaded yet, reporting progress, then warms the engine.
@@ -250,60 +310,76 @@ impl Inner {
                     AnalysisHost::new()
                 }
             };
-            let snapshot = {
+            {
                 let mut w = self.world();
                 let excluded: Vec<String> = world::host_files(&host)
                     .into_iter()
                     .filter(|p| w.is_excluded(p))
                     .collect();
                 w.install(&root, host, excluded);
-                w.roots
-                    .iter()
-                    .find(|r| r.path == root)
-                    .map(|r| r.host.snapshot())
-            };
-            let Some(snapshot) = snapshot else { continue };
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
-            let warm = tokio::task::spawn_blocking(move || {
-                snapshot.warm_with_progress(&|done, total| {
-                    let step = (total / 50).max(1);
-                    if done % step == 0 || done == total {
-                        let _ = tx.send((done, total));
-                    }
-                })
-            });
+                self.loaded.send_modify(|n| *n += 1);
+            }
             let name = root
                 .file_name()
                 .map(|n| format!("{}: ", n.to_string_lossy()))
                 .filter(|_| many)
                 .unwrap_or_default();
-            while let Some((done, total)) = rx.recv().await {
-                let files = total / 2;
-                let message = if done <= files {
-                    format!("{name}Indexing {done}/{files} files")
-                } else {
-                    format!("{name}Resolving {}/{files} files", done - files)
-                };
-                if let Some(p) = &progress {
-                    let pct = u32::try_from(done * 100 / total.max(1)).unwrap_or(100);
-                    p.report_with_message(message, pct).await;
+            // Warm the engine; an edit interrupts it (salsa cancellation), and it resumes on a
+            // fresh snapshot once typing pauses — what was computed before is kept.
+            loop {
+                let snapshot = self
+                    .world()
+                    .roots
+                    .iter()
+                    .find(|r| r.path == root)
+                    .map(|r| r.host.snapshot());
+                let Some(snapshot) = snapshot else { break };
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+                let warm = tokio::task::spawn_blocking(move || {
+                    snapshot.warm_with_progress(&|done, total| {
+                        let step = (total / 50).max(1);
+                        if done % step == 0 || done == total {
+                            let _ = tx.send((done, total));
+                        }
+                    })
+                });
+                while let Some((done, total)) = rx.recv().await {
+                    let files = total / 2;
+                    let message = if done <= files {
+                        format!("{name}Indexing {done}/{files} files")
+                    } else {
+                        format!("{name}Resolving {}/{files} files", done - files)
+                    };
+                    if let Some(p) = &progress {
+                        let pct = u32::try_from(done * 100 / total.max(1)).unwrap_or(100);
+                        p.report_with_message(message, pct).await;
+                    }
                 }
-            }
-            match warm.await {
-                Ok(Ok(())) => tracing::info!(
-                    "indexed {} in {} ms",
-                    root.display(),
-                    started.elapsed().as_millis()
-                ),
-                Ok(Err(_)) => tracing::debug!("warming {} was interrupted", root.display()),
-                Err(e) => tracing::error!("warming {} failed: {e}", root.display()),
+                match warm.await {
+                    Ok(Ok(())) => {
+                        tracing::info!(
+                            "indexed {} in {} ms",
+                            root.display(),
+                            started.elapsed().as_millis()
+                        );
+                        break;
+                    }
+                    Ok(Err(_)) => {
+                        tracing::debug!("warming {} was interrupted; resuming", root.display());
+                        tokio::time::sleep(WARM_RESUME_DELAY).await;
+                    }
+                    Err(e) => {
+                        tracing::error!("warming {} failed: {e}", root.display());
+                        break;
+                    }
+                }
             }
         }
         if let Some(p) = progress {
             p.finish_with_message("Indexed").await;
         }
         self.publish_diagnostics().await;
-        self.refresh_views().await;
+        self.refresh_views();
     }
 
     async fn register_watchers(&self) {
@@ -428,6 +504,11 @@ impl LanguageServer for Backend {
                 .and_then(|w| w.inlay_hint.as_ref())
                 .and_then(|c| c.refresh_support)
                 .unwrap_or(false),
+            show_document: caps
+                .window
+                .as_ref()
+                .and_then(|w| w.show_document.as_ref())
+                .is_some_and(|d| d.support),
         };
         let mut roots: Vec<PathBuf> = params
             .workspace_folders
@@ -477,7 +558,7 @@ impl LanguageServer for Backend {
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
                 inlay_hint_provider: Some(OneOf::Left(true)),
                 code_lens_provider: Some(CodeLensOptions {
-                    resolve_provider: Some(false),
+                    resolve_provider: Some(true),
                 }),
                 code_action_provider: Some(CodeActionProviderCapability::Options(
                     CodeActionOptions {
@@ -487,7 +568,10 @@ impl LanguageServer for Backend {
                     },
                 )),
                 execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: vec![RENAME_INCLUDING_PROBABLE.to_owned()],
+                    commands: vec![
+                        RENAME_INCLUDING_PROBABLE.to_owned(),
+                        SHOW_REFERENCES.to_owned(),
+                    ],
                     work_done_progress_options: WorkDoneProgressOptions::default(),
                 }),
                 workspace: Some(WorkspaceServerCapabilities {
@@ -509,7 +593,9 @@ impl LanguageServer for Backend {
 
     async fn initialized(&self, _: InitializedParams) {
         tokio::spawn(self.inner.clone().index());
-        self.inner.register_watchers().await;
+        // Not awaited here, like every server->client request (see `refresh_views`).
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.register_watchers().await });
     }
 
     async fn shutdown(&self) -> Result<()> {
@@ -569,12 +655,12 @@ impl LanguageServer for Backend {
             }
         }
         self.inner.schedule_diagnostics();
-        self.inner.refresh_views().await;
+        self.inner.refresh_views();
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
         self.inner.apply_settings(&params.settings).await;
-        self.inner.refresh_views().await;
+        self.inner.refresh_views();
     }
 
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
@@ -710,7 +796,7 @@ impl LanguageServer for Backend {
         params: DocumentSymbolParams,
     ) -> Result<Option<DocumentSymbolResponse>> {
         self.inner
-            .query(&params.text_document.uri, |ctx| {
+            .query_now(&params.text_document.uri, |ctx| {
                 let rel = ctx.file.rel.clone();
                 let symbols = ctx.analysis.document_symbols(&rel)?;
                 Ok(Some(DocumentSymbolResponse::Nested(
@@ -727,6 +813,7 @@ impl LanguageServer for Backend {
         &self,
         params: WorkspaceSymbolParams,
     ) -> Result<Option<WorkspaceSymbolResponse>> {
+        self.inner.wait_loaded(None).await;
         let ctxs: Vec<Ctx> = {
             let w = self.inner.world();
             w.roots
@@ -809,7 +896,7 @@ impl LanguageServer for Backend {
         }
         let range = params.range;
         self.inner
-            .query(&params.text_document.uri, move |ctx| {
+            .query_now(&params.text_document.uri, move |ctx| {
                 let rel = ctx.file.rel.clone();
                 let byte_range = ctx.byte_range(&rel, range);
                 let hints = ctx.analysis.parameter_hints(&rel, byte_range)?;
@@ -831,14 +918,38 @@ impl LanguageServer for Backend {
         let uri = params.text_document.uri;
         let lens_uri = uri.clone();
         self.inner
-            .query(&uri, move |ctx| {
+            .query_now(&uri, move |ctx| {
                 let rel = ctx.file.rel.clone();
                 let symbols = ctx.analysis.document_symbols(&rel)?;
                 let mut out = Vec::new();
-                convert::reference_lenses(ctx, &lens_uri, &symbols, &mut out)?;
+                convert::reference_lenses(ctx, &lens_uri, &symbols, &mut out);
                 Ok(Some(out))
             })
             .await
+    }
+
+    async fn code_lens_resolve(&self, lens: CodeLens) -> Result<CodeLens> {
+        let uri: Option<Uri> = lens
+            .data
+            .as_ref()
+            .and_then(|d| d.get("uri"))
+            .and_then(|u| serde_json::from_value(u.clone()).ok());
+        let Some(uri) = uri else {
+            return Err(Error::invalid_params(
+                "codeLens/resolve: the lens has no `data.uri` (it did not come from this server)",
+            ));
+        };
+        let lens_uri = uri.clone();
+        let unresolved = lens.clone();
+        // Counting needs the whole project: this waits for loading, so no lens reads
+        // "0 references" while indexing.
+        let resolved = self
+            .inner
+            .query(&uri, move |ctx| {
+                convert::resolve_reference_lens(ctx, &lens_uri, unresolved)
+            })
+            .await?;
+        Ok(resolved.unwrap_or(lens))
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
@@ -906,24 +1017,19 @@ impl LanguageServer for Backend {
     }
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {
-        if params.command != RENAME_INCLUDING_PROBABLE {
-            return Err(Error::invalid_params(format!(
-                "unknown command `{}`",
-                params.command
-            )));
+        match params.command.as_str() {
+            RENAME_INCLUDING_PROBABLE => {}
+            SHOW_REFERENCES => return self.show_references(&params.arguments).await,
+            other => {
+                return Err(Error::invalid_params(format!(
+                    "unknown command `{other}` (this server runs {RENAME_INCLUDING_PROBABLE} \
+                     and {SHOW_REFERENCES})"
+                )));
+            }
         }
         let args = &params.arguments;
-        let uri: Option<Uri> = args
-            .first()
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let position: Option<Position> = args
-            .get(1)
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let (Some(uri), Some(position)) = (uri, position) else {
-            return Err(Error::invalid_params(format!(
-                "{RENAME_INCLUDING_PROBABLE} takes [uri, position, newName]"
-            )));
-        };
+        let (uri, position) =
+            command_target(args, RENAME_INCLUDING_PROBABLE, "[uri, position, newName]")?;
         let new_name = args
             .get(2)
             .and_then(Value::as_str)
@@ -960,6 +1066,62 @@ impl LanguageServer for Backend {
             "applied": response.applied,
             "failureReason": response.failure_reason,
         })))
+    }
+}
+
+/// The `[uri, position, …]` a command's arguments start with.
+fn command_target(args: &[Value], command: &str, usage: &str) -> Result<(Uri, Position)> {
+    let uri: Option<Uri> = args
+        .first()
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let position: Option<Position> = args
+        .get(1)
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    match (uri, position) {
+        (Some(uri), Some(position)) => Ok((uri, position)),
+        _ => Err(Error::invalid_params(format!("{command} takes {usage}"))),
+    }
+}
+
+impl Backend {
+    /// `hivesync.showReferences [uri, position, …]`: the references at `position` now (the
+    /// lens's own list may be stale), declaration excluded.
+    async fn show_references(&self, args: &[Value]) -> Result<Option<Value>> {
+        let (uri, position) = command_target(args, SHOW_REFERENCES, "[uri, position, locations?]")?;
+        let found = self
+            .inner
+            .query(&uri, move |ctx| {
+                let Some(pos) = ctx.engine_position(position) else {
+                    return Ok(None);
+                };
+                let found = ctx.analysis.references(&pos, false)?;
+                Ok(Some(
+                    found
+                        .iter()
+                        .filter_map(|l| ctx.location(l))
+                        .collect::<Vec<Location>>(),
+                ))
+            })
+            .await?
+            .unwrap_or_default();
+        if let [only] = found.as_slice()
+            && self.inner.caps().show_document
+        {
+            let shown = self
+                .inner
+                .client
+                .show_document(ShowDocumentParams {
+                    uri: only.uri.clone(),
+                    external: Some(false),
+                    take_focus: Some(true),
+                    selection: Some(only.range),
+                })
+                .await;
+            if let Err(e) = shown {
+                tracing::debug!("the editor did not show the reference: {e}");
+            }
+        }
+        Ok(Some(json!(found)))
     }
 }
 

@@ -1,7 +1,8 @@
 //! `hivesync lsp`: the language server on stdin/stdout. The `[lsp]` config table (and
 //! `HIVESYNC_LSP_*` variables) give the settings' defaults; the editor's
 //! `initializationOptions` and `workspace/didChangeConfiguration` override them. The server
-//! lives in the `hivesync-lsp` crate; this module owns the tokio runtime.
+//! lives in the `hivesync-lsp` crate; this module owns the tokio runtime. Exit status: 0 after
+//! `shutdown` + `exit`, 1 when the editor exits without `shutdown` or closes the pipe.
 
 use crate::config::ConfigSource;
 use serde::Serialize;
@@ -25,8 +26,13 @@ pub fn run(args: &Args, source: &ConfigSource) -> anyhow::Result<ExitCode> {
         .enable_all()
         .thread_name("hivesync-lsp")
         .build()?;
-    runtime.block_on(hivesync_lsp::serve_stdio(settings));
+    let ending = runtime.block_on(hivesync_lsp::serve_stdio(settings));
     // Blocking threads may still be finishing a cancelled query: do not wait for them.
     runtime.shutdown_background();
-    Ok(ExitCode::SUCCESS)
+    // The protocol's rule: 0 after `shutdown` then `exit`, 1 for any other ending.
+    Ok(if ending.clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

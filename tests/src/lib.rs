@@ -14,12 +14,7 @@ pub fn hivesync_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HIVESYNC_BIN") {
         return PathBuf::from(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target
-        .join("debug")
-        .join(format!("hivesync{}", std::env::consts::EXE_SUFFIX));
+    let bin = built_binary("debug");
     assert!(
         bin.is_file(),
         "{} does not exist: run `cargo build` first, or run every suite with `cargo xtask test`",
@@ -28,10 +23,25 @@ pub fn hivesync_bin() -> PathBuf {
     bin
 }
 
+/// Where cargo puts the `hivesync` binary of a profile (`debug`, `release`); it may not exist.
+pub fn built_binary(profile: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target
+        .join(profile)
+        .join(format!("hivesync{}", std::env::consts::EXE_SUFFIX))
+}
+
 /// A `hivesync` command isolated from the developer's own configuration: `HOME` and
 /// `XDG_CONFIG_HOME` point into `home`, and no `HIVESYNC_*` or `RUST_LOG` variable leaks in.
 pub fn hivesync(home: &std::path::Path) -> Command {
-    let mut cmd = Command::new(hivesync_bin());
+    hivesync_at(&hivesync_bin(), home)
+}
+
+/// Like [`hivesync`], running the binary at `bin` (benchmarks run a release build).
+pub fn hivesync_at(bin: &std::path::Path, home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin);
     for (key, _) in std::env::vars_os() {
         let key_str = key.to_string_lossy();
         if key_str.starts_with("HIVESYNC_") || key_str == "RUST_LOG" {

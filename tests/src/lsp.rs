@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the server may take to exit after `exit` (it gives itself 2 s at most).
+const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running `hivesync lsp` and what it sent.
 pub struct LspClient {
@@ -29,6 +31,9 @@ pub struct LspClient {
     pub stderr: Arc<Mutex<String>>,
     /// The result given to the server's `workspace/applyEdit` requests.
     pub applied_edits: Vec<Value>,
+    /// Whether requests from the server get answers (an editor that never answers: `false`).
+    pub answer_server_requests: bool,
+    stderr_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A `file://` URI for a path.
@@ -39,7 +44,12 @@ pub fn uri(path: &Path) -> String {
 impl LspClient {
     /// Starts `hivesync lsp` isolated in `home` (see [`crate::hivesync`]).
     pub fn start(home: &Path) -> LspClient {
-        let mut child = crate::hivesync(home)
+        LspClient::start_with(home, &crate::hivesync_bin())
+    }
+
+    /// Like [`LspClient::start`], running the binary at `bin`.
+    pub fn start_with(home: &Path, bin: &Path) -> LspClient {
+        let mut child = crate::hivesync_at(bin, home)
             .arg("lsp")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -96,7 +106,7 @@ impl LspClient {
         });
         let stderr = Arc::new(Mutex::new(String::new()));
         let s = stderr.clone();
-        std::thread::spawn(move || {
+        let stderr_thread = std::thread::spawn(move || {
             let mut reader = BufReader::new(stderr_pipe);
             let mut line = String::new();
             while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
@@ -114,6 +124,8 @@ impl LspClient {
             violations,
             stderr,
             applied_edits: Vec::new(),
+            answer_server_requests: true,
+            stderr_thread: Some(stderr_thread),
         }
     }
 
@@ -176,6 +188,25 @@ impl LspClient {
         }
     }
 
+    /// Waits for an error response with a `null` id (the answer to a message so malformed that
+    /// its id could not be read).
+    pub fn error_without_id(&mut self) -> Value {
+        let null = |r: &Value| r.get("id") == Some(&Value::Null) && r.get("error").is_some();
+        if let Some(i) = self.responses.iter().position(null) {
+            return self.responses.remove(i);
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let msg = self.next_message_or(deadline, "an error response without id");
+            if msg.get("method").is_none() {
+                if null(&msg) {
+                    return msg;
+                }
+                self.responses.push(msg);
+            }
+        }
+    }
+
     /// Waits for a notification or server request matching `pred` (also searching those
     /// already received) and returns it.
     pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
@@ -217,7 +248,11 @@ impl LspClient {
             ),
         };
         if msg.get("method").is_some() {
-            if let Some(id) = msg.get("id").cloned() {
+            if let Some(id) = msg
+                .get("id")
+                .cloned()
+                .filter(|_| self.answer_server_requests)
+            {
                 // A request from the server: answer it as an editor would.
                 let result = match msg["method"].as_str() {
                     Some("workspace/applyEdit") => {
@@ -225,6 +260,7 @@ impl LspClient {
                         json!({"applied": true})
                     }
                     Some("workspace/configuration") => json!([]),
+                    Some("window/showDocument") => json!({"success": true}),
                     _ => Value::Null,
                 };
                 self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
@@ -265,19 +301,33 @@ impl LspClient {
         );
     }
 
-    /// `shutdown` then `exit`; returns the exit status.
+    /// `shutdown` then `exit`; returns the exit status and any non-protocol output. The pipe
+    /// stays open, as some editors leave it: the server must exit on `exit` alone.
     pub fn shutdown(mut self) -> (ExitStatus, Vec<String>) {
         let r = self.request("shutdown", Value::Null);
         assert!(r.get("error").is_none(), "shutdown failed: {r}");
+        self.exit()
+    }
+
+    /// Sends `exit` (without `shutdown` first, unless [`LspClient::shutdown`] did) and waits
+    /// for the process to end.
+    pub fn exit(mut self) -> (ExitStatus, Vec<String>) {
         self.notify("exit", Value::Null);
-        drop(self.stdin.take());
-        let deadline = Instant::now() + TIMEOUT;
+        let deadline = Instant::now() + EXIT_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                // The log is complete once the process is gone (see `log`).
+                if let Some(t) = self.stderr_thread.take() {
+                    let _ = t.join();
+                }
                 let violations = self.violations.lock().expect("lock").clone();
                 return (status, violations);
             }
-            assert!(Instant::now() < deadline, "the server did not exit");
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {EXIT_TIMEOUT:?} of `exit`; stderr:\n{}",
+                self.stderr.lock().expect("lock")
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -45,7 +45,7 @@ fn project(home: &Path) -> PathBuf {
 fn full_caps() -> Value {
     json!({
         "general": {"positionEncodings": ["utf-16"]},
-        "window": {"workDoneProgress": true},
+        "window": {"workDoneProgress": true, "showDocument": {"support": true}},
         "workspace": {
             "didChangeWatchedFiles": {"dynamicRegistration": true},
             "workspaceEdit": {"documentChanges": true, "changeAnnotationSupport": {"groupsOnLabel": true}},
@@ -134,6 +134,45 @@ fn initialize_negotiates_encoding_registers_watchers_and_reports_indexing() {
     finish(c);
 }
 
+/// Requests sent right after `initialized`, while the project is still loading, wait for it:
+/// a rename or references computed on a half-loaded project would miss files (or refuse a
+/// rename of a name whose definition is not loaded yet as "defined outside the project").
+#[test]
+fn cross_file_requests_during_indexing_see_the_whole_project() {
+    let home = tempfile::tempdir().expect("tmp");
+    let root = project(home.path());
+    for i in 0..300 {
+        std::fs::write(
+            root.join(format!("filler{i}.py")),
+            format!("def filler_{i}(a):\n    return a\n").repeat(20),
+        )
+        .expect("write");
+    }
+    let mut c = LspClient::start(home.path());
+    c.initialize(&root, full_caps(), json!({}));
+    let app = root.join("app.py");
+    c.open(&app, "python", APP);
+    let mut params = pos(&app, 5, 10);
+    params["newName"] = json!("build_shape");
+    let rename = c.request("textDocument/rename", params);
+    let mut refs = pos(&app, 5, 10);
+    refs["context"] = json!({"includeDeclaration": true});
+    let refs = c.result("textDocument/references", refs);
+    let symbols = c.result("workspace/symbol", json!({"query": "filler_299"}));
+    assert!(rename.get("error").is_none(), "{rename}");
+    let edit = &rename["result"]["changes"];
+    assert_eq!(
+        edit[uri(&root.join("pkg/shapes.py"))]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(edit[uri(&app)].as_array().map(Vec::len), Some(3));
+    assert_eq!(places(&refs).len(), 4);
+    assert_eq!(symbols[0]["name"], "filler_299");
+    finish(c);
+}
+
 #[test]
 fn navigation_hover_and_symbols_on_python() {
     let home = tempfile::tempdir().expect("tmp");
@@ -189,6 +228,57 @@ fn navigation_hover_and_symbols_on_python() {
     assert_eq!(
         places(&json!([found[0]["location"]])),
         vec![("pkg/shapes.py".into(), 7, 4)]
+    );
+    finish(c);
+}
+
+/// The same requests on TypeScript: definition across an ES import, references, rename, and
+/// positions counted in UTF-16 after a non-BMP character.
+#[test]
+fn typescript_definition_references_and_rename() {
+    let home = tempfile::tempdir().expect("tmp");
+    let root = home.path().join("web");
+    std::fs::create_dir_all(root.join("src")).expect("mkdir");
+    let geometry = root.join("src/geometry.ts");
+    let main = root.join("src/main.ts");
+    std::fs::write(
+        &geometry,
+        "/** Area of a rectangle. */\nexport function area(w: number, h: number): number {\n  return w * h;\n}\n",
+    )
+    .expect("write");
+    let main_text = "import { area } from \"./geometry\";\n\nconst label = \"😀\"; const a = area(2, 3);\nconsole.log(label, area(a, 1));\n";
+    std::fs::write(&main, main_text).expect("write");
+    let mut c = LspClient::start(home.path());
+    c.initialize(&root, full_caps(), json!({}));
+    c.wait_indexed();
+    c.open(&main, "typescript", main_text);
+
+    // `area` after the emoji starts at UTF-16 column 30 (29 characters: the emoji counts two).
+    let defs = c.result("textDocument/definition", pos(&main, 2, 31));
+    assert_eq!(defs.as_array().map(Vec::len), Some(1), "{defs}");
+    assert_eq!(defs[0]["uri"], uri(&geometry));
+    assert_eq!(
+        defs[0]["range"]["start"],
+        json!({"line": 1, "character": 16})
+    );
+    let mut refs = pos(&geometry, 1, 17);
+    refs["context"] = json!({"includeDeclaration": true});
+    let refs = c.result("textDocument/references", refs);
+    assert_eq!(refs.as_array().map(Vec::len), Some(4), "{refs}");
+    let hover = c.result("textDocument/hover", pos(&main, 3, 20));
+    let text = hover["contents"]["value"].as_str().expect("markdown");
+    assert!(text.starts_with("```typescript"), "{text}");
+    assert!(text.contains("Area of a rectangle."), "{text}");
+
+    let mut params = pos(&main, 3, 20);
+    params["newName"] = json!("surface");
+    let edit = c.result("textDocument/rename", params);
+    let changes = edit["changes"].as_object().expect("changes");
+    assert_eq!(changes[&uri(&main)].as_array().map(Vec::len), Some(3));
+    assert_eq!(changes[&uri(&geometry)].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        changes[&uri(&main)][1]["range"]["start"],
+        json!({"line": 2, "character": 30})
     );
     finish(c);
 }
@@ -363,17 +453,58 @@ fn watched_file_changes_on_disk_update_results() {
         ]}),
     );
     assert_eq!(refs(&mut c), Vec::new());
-    // FIXME: after watched-file changes, `shutdown` + `exit` sometimes leaves the server
-    // running past the 60 s deadline (seen once in CI under load; likely a server->client
-    // request such as a progress `create` still awaiting an answer when the harness stops
-    // reading). Every other test checks a clean exit; this one ends the process instead.
-    drop(c);
+    finish(c);
+}
+
+/// An editor that never answers the server's requests (here the `workspace/codeLens/refresh`
+/// and `workspace/inlayHint/refresh` a watched-file change or new settings cause) must not keep
+/// the server alive after `exit`: no handler waits for those answers.
+#[test]
+fn exit_is_prompt_when_server_requests_go_unanswered() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    c.answer_server_requests = false;
+    c.clear_received();
+    std::fs::write(root.join("other.py"), "x = 1\n").expect("write");
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(&root.join("other.py")), "type": 1}]}),
+    );
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"hivesync": {"codeLens": true}}}),
+    );
+    c.wait_for("a code lens refresh", |m| {
+        m["method"] == "workspace/codeLens/refresh"
+    });
+    // The server goes on answering while its requests wait.
+    let found = c.result("workspace/symbol", json!({"query": "make_shape"}));
+    assert_eq!(found[0]["name"], "make_shape");
+    let log = c.stderr.clone();
+    finish(c);
+    // The session ended by itself, not by the transport's deadline.
+    let log = log.lock().expect("lock");
+    assert!(!log.contains("abandoning"), "{log}");
+}
+
+/// The protocol's exit codes: 0 after `shutdown` then `exit` (see `finish`), 1 for `exit`
+/// without `shutdown`.
+#[test]
+fn exit_without_shutdown_is_an_error_status() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (c, _root) = start(home.path());
+    let (status, violations) = c.exit();
+    assert_eq!(status.code(), Some(1));
+    assert!(violations.is_empty(), "{violations:?}");
 }
 
 #[test]
 fn inlay_hints_code_lens_and_code_actions() {
     let home = tempfile::tempdir().expect("tmp");
-    let (mut c, root) = start(home.path());
+    let root = project(home.path());
+    let mut c = LspClient::start(home.path());
+    let init = c.initialize(&root, full_caps(), json!({}));
+    c.wait_indexed();
     let app = root.join("app.py");
     let shapes = root.join("pkg/shapes.py");
     c.open(&app, "python", APP);
@@ -423,21 +554,90 @@ fn inlay_hints_code_lens_and_code_actions() {
     });
     assert_eq!(warning["params"]["type"], 2);
 
-    let lenses = c.result(
+    // Lenses come unresolved (ranges only; counting every definition's references on each
+    // edit would be workspace-wide work); the editor resolves those it shows.
+    let unresolved = c.result(
         "textDocument/codeLens",
         json!({"textDocument": {"uri": uri(&shapes)}}),
     );
+    assert_eq!(
+        init["capabilities"]["codeLensProvider"]["resolveProvider"],
+        true
+    );
+    let lenses: Vec<Value> = unresolved
+        .as_array()
+        .expect("lenses")
+        .iter()
+        .map(|l| {
+            assert!(l.get("command").is_none(), "{l}");
+            c.result("codeLens/resolve", l.clone())
+        })
+        .collect();
+    let lenses = Value::Array(lenses);
     let titles: Vec<&str> = lenses
         .as_array()
         .expect("lenses")
         .iter()
         .filter_map(|l| l["command"]["title"].as_str())
         .collect();
-    // FIXME: the first lens was expected to read "2 references" when this test was written;
-    // the server says 3 today and nobody has checked which count is right for the fixture.
+    // `Shape`: the import in app.py, `Shape()` in app.py and `Shape()` in `make_shape`;
+    // `make_shape`: the import and two calls; `area`: only `s.area(2)`, probable (the type of
+    // `s` is not inferred). The declaration itself is not counted.
     assert_eq!(
         titles,
         vec!["3 references", "0 references (+1 probable)", "3 references"]
+    );
+    // Each lens agrees with "find references" (declaration excluded) at its position, and
+    // carries those locations for the editor's references view.
+    for lens in lenses.as_array().expect("lenses") {
+        let start = &lens["range"]["start"];
+        let mut p = pos(
+            &shapes,
+            start["line"].as_u64().expect("line") as u32,
+            start["character"].as_u64().expect("character") as u32,
+        );
+        p["context"] = json!({"includeDeclaration": false});
+        let refs = c.result("textDocument/references", p);
+        assert_eq!(places(&lens["command"]["arguments"][2]), places(&refs));
+        // The lens's command runs on the server too (editors without a references view of
+        // their own send it there): it answers the same locations.
+        let command = &lens["command"];
+        assert!(
+            init["capabilities"]["executeCommandProvider"]["commands"]
+                .as_array()
+                .is_some_and(|a| a.contains(&command["command"])),
+            "{init}"
+        );
+        let ran = c.result(
+            "workspace/executeCommand",
+            json!({"command": command["command"], "arguments": command["arguments"]}),
+        );
+        assert_eq!(places(&ran), places(&refs));
+    }
+    // With a single reference (`area`'s probable one), the editor is asked to show it.
+    let shown = c.wait_for("a showDocument request", |m| {
+        m["method"] == "window/showDocument"
+    });
+    assert_eq!(shown["params"]["uri"], uri(&app));
+    assert_eq!(
+        shown["params"]["selection"]["start"],
+        json!({"line": 8, "character": 6})
+    );
+    let foreign = c.request(
+        "codeLens/resolve",
+        json!({"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 1}}}),
+    );
+    assert_eq!(foreign["error"]["code"], -32602, "{foreign}");
+    let unknown = c.request(
+        "workspace/executeCommand",
+        json!({"command": "hivesync.noSuchCommand", "arguments": []}),
+    );
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("hivesync.noSuchCommand")),
+        "{unknown}"
     );
 
     // "Add documentation comment" on `make_shape`.
@@ -569,7 +769,7 @@ fn inlay_hints_code_lens_and_code_actions() {
 }
 
 #[test]
-fn cancelled_requests_answer_request_cancelled() {
+fn cancelled_and_outdated_requests_answer_request_cancelled_and_content_modified() {
     let home = tempfile::tempdir().expect("tmp");
     let root = home.path().join("big");
     std::fs::create_dir_all(&root).expect("mkdir");
@@ -590,6 +790,24 @@ fn cancelled_requests_answer_request_cancelled() {
     // The server goes on answering.
     let found = c.result("workspace/symbol", json!({"query": "function_3_4"}));
     assert_eq!(found[0]["name"], "function_3_4");
+
+    // An edit while a query runs on the old text: the query answers ContentModified (the
+    // request took its snapshot before the edit was handled), and the next one sees the edit.
+    let m0 = root.join("m0.py");
+    let text = std::fs::read_to_string(&m0).expect("read");
+    c.open(&m0, "python", &text);
+    let id = c.send_request("workspace/symbol", json!({"query": "f"}));
+    c.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": {"uri": uri(&m0), "version": 2},
+            "contentChanges": [{"text": "def renamed_function(a):\n    return a\n"}]
+        }),
+    );
+    let response = c.response(id);
+    assert_eq!(response["error"]["code"], -32801, "{response}");
+    let found = c.result("workspace/symbol", json!({"query": "renamed_function"}));
+    assert_eq!(found[0]["name"], "renamed_function");
     finish(c);
 }
 
@@ -627,6 +845,51 @@ fn bad_input_gets_protocol_answers_and_never_a_crash() {
             .get("error")
             .is_none()
     );
+    // A binary file on disk (a NUL byte; then one not UTF-8), announced by the watcher:
+    // skipped by the engine, so requests on it answer nothing.
+    let on_disk = root.join("packed.py");
+    std::fs::write(&on_disk, b"def f():\n    return 1\n\x00\x01").expect("write");
+    let latin1 = root.join("latin1.py");
+    std::fs::write(&latin1, b"name = '\xe9t\xe9'\n").expect("write");
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(&on_disk), "type": 1}, {"uri": uri(&latin1), "type": 1}]}),
+    );
+    for file in [&on_disk, &latin1] {
+        assert_eq!(
+            c.result("textDocument/definition", pos(file, 0, 4)),
+            Value::Null
+        );
+        assert_eq!(
+            c.result(
+                "textDocument/documentSymbol",
+                json!({"textDocument": {"uri": uri(file)}})
+            ),
+            Value::Null
+        );
+    }
+    // An existing file that is not open answers from disk.
+    let shapes = root.join("pkg/shapes.py");
+    let symbols = c.result(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri(&shapes)}}),
+    );
+    assert_eq!(symbols[1]["name"], "make_shape");
+    // Positions outside the document, for each kind of request.
+    let mut far_refs = pos(&app, 999, 0);
+    far_refs["context"] = json!({"includeDeclaration": true});
+    assert_eq!(c.result("textDocument/references", far_refs), Value::Null);
+    let mut far_rename = pos(&app, 999, 3);
+    far_rename["newName"] = json!("x");
+    let refused = c.request("textDocument/rename", far_rename);
+    let message = refused["error"]["message"].as_str().expect("an error");
+    assert!(message.contains("line 999"), "{message}");
+    // An edit of a document that was never opened is ignored; one out of range is clamped.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri(&missing), "version": 2},
+               "contentChanges": [{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "x"}]}),
+    );
     let readme = root.join("README.md");
     c.open(&readme, "markdown", "# hi\n");
     assert_eq!(
@@ -639,14 +902,29 @@ fn bad_input_gets_protocol_answers_and_never_a_crash() {
         json!({"textDocument": {"uri": "untitled:Untitled-1"}, "position": {"line": 0, "character": 0}}),
     );
     assert_eq!(r["result"], Value::Null);
-    // Unknown method and malformed JSON.
+    // Unknown method (a request gets MethodNotFound; a notification is ignored).
     let r = c.request("hivesync/noSuchMethod", json!({}));
     assert_eq!(r["error"]["code"], -32601);
+    c.notify("hivesync/noSuchNotification", json!({}));
+    // Malformed JSON-RPC: each gets an error response and the session goes on.
+    for (bytes, why) in [
+        (&b"Content-Length: 8\r\n\r\n{\"jsonrp"[..], "not JSON"),
+        (b"Content-Length: nine\r\n\r\n", "Content-Length"),
+        (b"Content-Length: 2\r\n\r\n\xff\xfe", "not UTF-8"),
+    ] {
+        c.send_raw(bytes);
+        let e = c.error_without_id();
+        assert_eq!(e["error"]["code"], -32700, "{e}");
+        let message = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{e}");
+    }
+    // JSON, but not a JSON-RPC message: Invalid Request, with the id it had.
+    let body = br#"{"id":77,"method":"textDocument/hover"}"#;
+    c.send_raw(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    c.send_raw(body);
+    let e = c.response(77);
+    assert_eq!(e["error"]["code"], -32600, "{e}");
     let defs = c.result("textDocument/definition", pos(&app, 5, 9));
     assert_eq!(places(&defs).len(), 1);
-    // FIXME: a malformed JSON-RPC body should get a -32700 Parse error and the server should go
-    // on; today tower-lsp-server's codec logs "failed to decode message" and ends the session
-    // (stdout closes, no panic). This test only sends it last so the rest is still checked.
-    c.send_raw(b"Content-Length: 8\r\n\r\n{\"jsonrp");
-    drop(c);
+    finish(c);
 }

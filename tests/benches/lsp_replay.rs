@@ -1,0 +1,353 @@
+//! Language-server replay benchmark: the real `hivesync lsp` binary over stdio, as an editor
+//! drives it. Measures the time from `initialized` until a cross-file request is answered (the
+//! project is loaded) and until indexing is done (progress `end`), then replays typing in a function body — 50 `didChange` edits (a new line, then one
+//! character at a time), each followed by definition, references and hover on a name of that
+//! body that is defined in another file — and prints p50/p99/max per request kind. Latencies
+//! are as the editor sees them (request written → response read). Asserts nothing about time.
+//!
+//! ```sh
+//! cargo build --release -p hivesync
+//! pip download django==5.2.8 --no-deps --no-binary :all: -d /tmp/dj && tar xzf /tmp/dj/django-5.2.8.tar.gz -C /tmp/dj
+//! HIVESYNC_BENCH_ROOT=/tmp/dj/django-5.2.8 cargo bench -p hivesync-e2e --bench lsp_replay
+//! ```
+//!
+//! The binary is `HIVESYNC_BIN`, else `<target>/release/hivesync` (falling back, with a
+//! warning, to the debug build). The edited file is `HIVESYNC_BENCH_FILE` (relative to the
+//! root), else `django/db/models/query.py` when present, else the largest Python file. Without
+//! `HIVESYNC_BENCH_ROOT` a synthetic Python project is generated, so the benchmark always runs;
+//! run as a test (`cargo test --all-targets`, no `--bench` argument) it does a short smoke run.
+
+use hivesync_e2e::lsp::{LspClient, uri};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What gets typed, one character per edit after the first edit (a new indented line). No
+/// brackets: an unclosed one would swallow the statements below while it is being typed.
+const TYPED: &str = "probe_total = self.count_limit + 2 * offset_value - 1  # typed by the bench";
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let edits = if full { 50 } else { 5 };
+    let home = tempfile::tempdir().expect("tempdir");
+    let root = match std::env::var_os("HIVESYNC_BENCH_ROOT") {
+        Some(r) => PathBuf::from(r),
+        None => {
+            let root = home.path().join("synthetic");
+            generate(&root, if full { 300 } else { 30 });
+            root
+        }
+    };
+    let bin = binary();
+    println!("binary: {}", bin.display());
+    println!(
+        "root: {} ({} Python files)",
+        root.display(),
+        count_py(&root)
+    );
+
+    let mut c = LspClient::start_with(home.path(), &bin);
+    let caps = json!({
+        "window": {"workDoneProgress": true},
+        "workspace": {"didChangeWatchedFiles": {"dynamicRegistration": true}}
+    });
+    c.result(
+        "initialize",
+        json!({
+            "processId": null,
+            "rootUri": uri(&root),
+            "workspaceFolders": [{"uri": uri(&root), "name": "bench"}],
+            "capabilities": caps,
+        }),
+    );
+    let started = Instant::now();
+    c.notify("initialized", json!({}));
+
+    // An open file answers its outline at once, even while the project is indexing.
+    let rel = bench_file(&root);
+    let path = root.join(&rel);
+    let text = std::fs::read_to_string(&path).expect("read the bench file");
+    c.open(&path, "python", &text);
+    let t = Instant::now();
+    c.result(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri(&path)}}),
+    );
+    let outline = t.elapsed();
+    // A cross-file request waits until the project is loaded (not for the warm-up).
+    c.result(
+        "textDocument/definition",
+        json!({"textDocument": {"uri": uri(&path)}, "position": {"line": 0, "character": 0}}),
+    );
+    let loaded = started.elapsed();
+    c.wait_indexed();
+    let indexed = started.elapsed();
+    println!(
+        "after `initialized`: first cross-file answer {:.0} ms (project loaded); indexing done \
+         (progress end) {:.0} ms; outline of an open file during indexing {:.1} ms",
+        ms(loaded),
+        ms(indexed),
+        ms(outline)
+    );
+
+    let Some(target) = find_target(&mut c, &path, &text) else {
+        panic!("no statement in {rel} uses a name defined in another file");
+    };
+    println!(
+        "editing {rel}: typing before line {} ({} edits); queries on `{}` at {}:{} (defined in {})",
+        target.line + 1,
+        edits,
+        target.name,
+        target.line + 1,
+        target.character + 1,
+        target.defined_in
+    );
+
+    // Edit 1: a new line with the statement's indentation; then one character per edit.
+    let mut kinds: [(&str, Vec<Duration>); 3] = [
+        ("definition", Vec::new()),
+        ("references", Vec::new()),
+        ("hover", Vec::new()),
+    ];
+    let mut refs_count = 0;
+    let mut empty = Vec::new();
+    for i in 0..edits {
+        let (range, inserted) = if i == 0 {
+            let at = json!({"line": target.line, "character": 0});
+            (
+                json!({"start": at, "end": at}),
+                format!("{}\n", " ".repeat(target.indent as usize)),
+            )
+        } else {
+            let ch = TYPED.chars().nth((i - 1) % TYPED.len()).unwrap_or('x');
+            let at = json!({"line": target.line, "character": target.indent + i as u32 - 1});
+            (json!({"start": at, "end": at}), ch.to_string())
+        };
+        c.notify(
+            "textDocument/didChange",
+            json!({
+                "textDocument": {"uri": uri(&path), "version": i + 2},
+                "contentChanges": [{"range": range, "text": inserted}]
+            }),
+        );
+        let at = json!({
+            "textDocument": {"uri": uri(&path)},
+            "position": {"line": target.line + 1, "character": target.character}
+        });
+        let mut refs = at.clone();
+        refs["context"] = json!({"includeDeclaration": false});
+        for (kind, params) in [
+            ("textDocument/definition", at.clone()),
+            ("textDocument/references", refs),
+            ("textDocument/hover", at),
+        ] {
+            let t = Instant::now();
+            let result = c.result(kind, params);
+            let took = t.elapsed();
+            if let Some((_, times)) = kinds.iter_mut().find(|(k, _)| kind.ends_with(k)) {
+                times.push(took);
+            }
+            if kind == "textDocument/references" {
+                refs_count = result.as_array().map_or(0, Vec::len);
+            }
+            if result.is_null() || result.as_array().is_some_and(Vec::is_empty) {
+                empty.push(format!("{kind} after edit {}", i + 1));
+            }
+        }
+    }
+    println!("after each edit ({refs_count} references):");
+    for (kind, mut times) in kinds {
+        times.sort();
+        println!(
+            "  {kind:<11} p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
+            ms(percentile(&times, 50)),
+            ms(percentile(&times, 99)),
+            ms(times.last().copied().unwrap_or_default())
+        );
+    }
+    if !empty.is_empty() {
+        println!("empty answers (the line being typed is incomplete): {empty:?}");
+    }
+    let (status, violations) = c.shutdown();
+    assert!(status.success() && violations.is_empty());
+}
+
+struct Target {
+    /// 0-based line of the statement whose name is queried (before the edits).
+    line: u32,
+    character: u32,
+    indent: u32,
+    name: String,
+    defined_in: String,
+}
+
+/// A statement that opens a block body (the line before ends with `:`) and uses a name that
+/// resolves to another file: typing goes on a new line before it.
+fn find_target(c: &mut LspClient, path: &Path, text: &str) -> Option<Target> {
+    let lines: Vec<&str> = text.lines().collect();
+    let own = uri(path);
+    let mut probes = 0;
+    for (i, line) in lines.iter().enumerate().skip(lines.len() / 4) {
+        let indent = line.len() - line.trim_start().len();
+        let prev = i
+            .checked_sub(1)
+            .and_then(|j| lines.get(j))
+            .map_or("", |l| l.trim_end());
+        if indent < 8 || !prev.ends_with(':') || line.trim_start().starts_with('#') {
+            continue;
+        }
+        for (col, name) in identifiers(line) {
+            if probes > 400 {
+                return None;
+            }
+            probes += 1;
+            let defs = c.result(
+                "textDocument/definition",
+                json!({
+                    "textDocument": {"uri": own},
+                    "position": {"line": i, "character": col}
+                }),
+            );
+            let elsewhere = defs
+                .as_array()
+                .and_then(|d| d.first())
+                .and_then(|d| d["uri"].as_str())
+                .filter(|u| *u != own)
+                .map(str::to_owned);
+            if let Some(defined_in) = elsewhere {
+                return Some(Target {
+                    line: i as u32,
+                    character: col as u32,
+                    indent: indent as u32,
+                    name: name.to_owned(),
+                    defined_in: defined_in.rsplit('/').next().unwrap_or("").to_owned(),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// (column, identifier) of the identifiers of an ASCII line, keywords skipped.
+fn identifiers(line: &str) -> Vec<(usize, &str)> {
+    const KEYWORDS: &[&str] = &[
+        "if", "else", "elif", "for", "in", "not", "and", "or", "is", "return", "def", "class",
+        "self", "None", "True", "False", "while", "with", "as", "try", "except", "raise", "yield",
+        "await", "async", "lambda", "pass", "import", "from",
+    ];
+    let mut out = Vec::new();
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_alphabetic() || bytes[i] == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let word = &line[start..i];
+            let after_dot = start > 0 && bytes[start - 1] == b'.';
+            if !after_dot && !KEYWORDS.contains(&word) {
+                out.push((start, word));
+            }
+        } else if bytes[i] == b'#' || bytes[i] == b'"' || bytes[i] == b'\'' {
+            break;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn bench_file(root: &Path) -> String {
+    if let Ok(f) = std::env::var("HIVESYNC_BENCH_FILE") {
+        return f;
+    }
+    if root.join("django/db/models/query.py").is_file() {
+        return "django/db/models/query.py".into();
+    }
+    let mut best: Option<(u64, PathBuf)> = None;
+    walk_py(root, &mut |p| {
+        let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        if best.as_ref().is_none_or(|(l, _)| len > *l) {
+            best = Some((len, p.to_path_buf()));
+        }
+    });
+    let (_, best) = best.expect("no Python file under the bench root");
+    best.strip_prefix(root)
+        .expect("under root")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn walk_py(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                walk_py(&p, f);
+            }
+        } else if p.extension().is_some_and(|x| x == "py") {
+            f(&p);
+        }
+    }
+}
+
+fn count_py(root: &Path) -> usize {
+    let mut n = 0;
+    walk_py(root, &mut |_| n += 1);
+    n
+}
+
+fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("HIVESYNC_BIN") {
+        return PathBuf::from(p);
+    }
+    let release = hivesync_e2e::built_binary("release");
+    if release.is_file() {
+        return release;
+    }
+    eprintln!(
+        "warning: {} is missing (cargo build --release -p hivesync); timing the debug build",
+        release.display()
+    );
+    hivesync_e2e::hivesync_bin()
+}
+
+/// A project of `modules` Python modules, each using classes and functions of others.
+fn generate(root: &Path, modules: usize) {
+    let pkg = root.join("app");
+    std::fs::create_dir_all(&pkg).expect("mkdir");
+    std::fs::write(pkg.join("__init__.py"), "").expect("write");
+    for i in 0..modules {
+        let dep = (i + 1) % modules;
+        let mut text = format!("from app.m{dep} import Model{dep}, helper{dep}\n\n\n");
+        text.push_str(&format!(
+            "def helper{i}(value, scale=1):\n    \"\"\"Scales a value.\"\"\"\n    return value * scale\n\n\n"
+        ));
+        text.push_str(&format!("class Model{i}:\n    \"\"\"Model {i}.\"\"\"\n\n"));
+        for j in 0..8 {
+            text.push_str(&format!(
+                "    def method{j}(self, other):\n        if other:\n            result = Model{dep}()\n            return helper{dep}(result, {j})\n        return self\n\n"
+            ));
+        }
+        std::fs::write(pkg.join(format!("m{i}.py")), text).expect("write");
+    }
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = (sorted.len() * p).div_ceil(100).saturating_sub(1);
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
