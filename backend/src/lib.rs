@@ -30,6 +30,10 @@
 //!   attempts, progress, result, retry backoff; completion idempotent by job id) and the `Queue`
 //!   trait with `SqlQueue` (embedded, leased row claims) and `RabbitQueue` (RabbitMQ, job ids
 //!   only, confirms, manual acks, delay and dead-letter queues, reconnection).
+//! - [`worker`] — the job runtime: `JobHandler` (one per job kind, in a `Registry`), the
+//!   worker loop (claims with a concurrency limit, heartbeats, ack/retry/give up, events
+//!   `job.*`, graceful stop), the broker sweeper and the cleanup schedule; `worker::kinds`
+//!   holds the built-in kinds (`preview_cleanup`, `repo_sync`).
 //! - [`metrics`] — Prometheus counters and latency histograms by route template, `/metrics`.
 //! - [`error`] — `AppError` and the one error shape `{"error":{"code","message"}}`.
 //! - [`config`] — the typed `[server]` configuration and its validation.
@@ -49,6 +53,7 @@ pub mod reanchor;
 pub mod routes;
 pub mod state;
 pub mod store;
+pub mod worker;
 
 pub use app::{Server, ServerError, build_state, router};
 pub use config::Config;

@@ -49,6 +49,8 @@ struct Fixture {
     /// for an anonymous caller).
     thread_id: Uuid,
     comment_id: Uuid,
+    /// A queued job of the project.
+    job_id: Uuid,
 }
 
 /// The blob the table uploads: the bytes of its JSON body `"blob"`.
@@ -69,6 +71,7 @@ fn fill(path: &str, f: &Fixture) -> String {
         .replace("{token}", &f.preview_token)
         .replace("{thread_id}", &f.thread_id.to_string())
         .replace("{comment_id}", &f.comment_id.to_string())
+        .replace("{job_id}", &f.job_id.to_string())
 }
 
 type Body = fn(&Fixture) -> Option<Value>;
@@ -322,6 +325,31 @@ fn routes() -> Vec<Case> {
             204,
             none,
         ),
+        c(
+            Method::POST,
+            "/api/v1/projects/{project_id}/jobs",
+            Project(Maintainer),
+            202,
+            |_| {
+                Some(json!({"kind": "repo_sync",
+                    "params": {"url": "https://example.com/r.git", "branch": "main"}}))
+            },
+        ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/jobs",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(Method::GET, "/api/v1/jobs/{job_id}", Project(Viewer), 200, none),
+        c(
+            Method::POST,
+            "/api/v1/jobs/{job_id}/cancel",
+            Project(Maintainer),
+            200,
+            none,
+        ),
     ]
 }
 
@@ -486,7 +514,21 @@ async fn fixture(
         )
         .await
         .unwrap();
+    let job_id = app
+        .state
+        .queue
+        .jobs()
+        .create(hivesync_backend::queue::NewJob {
+            project_id,
+            kind: "repo_sync".into(),
+            params: json!({"url": "https://example.com/r.git", "branch": "main"}),
+            max_attempts: None,
+        })
+        .await
+        .unwrap()
+        .id;
     Fixture {
+        job_id,
         project_id,
         target_id: target,
         token_id,

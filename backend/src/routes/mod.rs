@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod jobs;
 pub mod ops;
 pub mod previews;
 pub mod projects;
@@ -36,6 +37,7 @@ use utoipa_axum::routes;
         (name = "snapshots", description = "Manifest sync: snapshots of a project's files and their content-addressed blobs"),
         (name = "previews", description = "Preview sessions: static web builds opened on a phone with a short token"),
         (name = "threads", description = "Comment threads anchored to lines of a snapshot, re-anchored in later snapshots"),
+        (name = "jobs", description = "Background jobs: request, follow, cancel"),
     )
 )]
 pub struct ApiDoc;
@@ -103,6 +105,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(threads::get_thread, threads::update_thread))
         .routes(routes!(threads::add_comment))
         .routes(routes!(threads::edit_comment, threads::delete_comment))
+        .routes(routes!(jobs::create_job, jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::cancel_job))
 }
 
 /// The client's address, for rate limiting: the peer address, or with `trust_forwarded_for`
