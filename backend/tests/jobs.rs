@@ -214,16 +214,29 @@ fn finished(j: &Value) -> bool {
     )
 }
 
+/// The job's events once its last one is in (the worker emits it just after storing the
+/// outcome the test saw).
 async fn job_events(app: &TestApp, project: &str, job: &str) -> Vec<Event> {
     let project = Uuid::parse_str(project).unwrap();
-    app.state
-        .event_log
-        .events_after(project, 0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.payload["job_id"].as_str() == Some(job))
-        .collect()
+    let start = Instant::now();
+    loop {
+        let events: Vec<Event> = app
+            .state
+            .event_log
+            .events_after(project, 0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.payload["job_id"].as_str() == Some(job))
+            .collect();
+        let last = events.last().map(|e| e.kind.as_str());
+        if matches!(last, Some("job.succeeded" | "job.failed" | "job.cancelled"))
+            || start.elapsed() > Duration::from_secs(5)
+        {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn kinds_of(events: &[Event]) -> Vec<String> {
