@@ -39,7 +39,11 @@ impl JobHandler for Noop {
         let now = Instant::now();
         let at = self.0.enqueued.lock().unwrap().get(&ctx.job.id).copied();
         if let Some(at) = at {
-            self.0.latencies.lock().unwrap().push(now.duration_since(at));
+            self.0
+                .latencies
+                .lock()
+                .unwrap()
+                .push(now.duration_since(at));
         }
         Ok(json!({}))
     }
@@ -89,7 +93,11 @@ async fn run(amqp: Option<&str>, workers: u32) {
             })
             .await
             .unwrap();
-        clock.enqueued.lock().unwrap().insert(job.id, Instant::now());
+        clock
+            .enqueued
+            .lock()
+            .unwrap()
+            .insert(job.id, Instant::now());
         state.queue.enqueue(job.id, "bench_noop").await.unwrap();
         ids.push(job.id);
     }

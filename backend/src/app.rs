@@ -99,9 +99,10 @@ pub async fn build_state(
     let passwords = Passwords::new()
         .await
         .map_err(|e| ServerError::Startup(e.to_string()))?;
-    let jobs = crate::worker::JobQueue::connect(cfg, &sql, services.registry.take(), services.retry)
-        .await
-        .map_err(ServerError::Startup)?;
+    let jobs =
+        crate::worker::JobQueue::connect(cfg, &sql, services.registry.take(), services.retry)
+            .await
+            .map_err(ServerError::Startup)?;
     Ok(AppState::new(
         resolved, sql, services, jobs, &secret, passwords, shutdown,
     ))

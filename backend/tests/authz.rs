@@ -342,7 +342,13 @@ fn routes() -> Vec<Case> {
             200,
             none,
         ),
-        c(Method::GET, "/api/v1/jobs/{job_id}", Project(Viewer), 200, none),
+        c(
+            Method::GET,
+            "/api/v1/jobs/{job_id}",
+            Project(Viewer),
+            200,
+            none,
+        ),
         c(
             Method::POST,
             "/api/v1/jobs/{job_id}/cancel",

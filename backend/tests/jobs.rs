@@ -9,12 +9,10 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{Backend, TestApp, app_with_services, backends, test_prefix, test_services};
+use hivesync_backend::AppState;
 use hivesync_backend::queue::{JobStatus, NewJob, RetryPolicy};
 use hivesync_backend::store::Event;
-use hivesync_backend::worker::{
-    self, JobContext, JobError, JobHandler, Registry, WorkerOptions,
-};
-use hivesync_backend::AppState;
+use hivesync_backend::worker::{self, JobContext, JobError, JobHandler, Registry, WorkerOptions};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,7 +52,13 @@ impl JobHandler for Kind {
 
     async fn run(&self, ctx: &JobContext) -> Result<Value, JobError> {
         let p = &ctx.job.params;
-        *self.record.runs.lock().unwrap().entry(ctx.job.id).or_default() += 1;
+        *self
+            .record
+            .runs
+            .lock()
+            .unwrap()
+            .entry(ctx.job.id)
+            .or_default() += 1;
         match self.name {
             "echo" => {
                 let steps = p["steps"].as_u64().unwrap_or(1);
@@ -142,7 +146,11 @@ async fn setup(b: &Backend, amqp: Option<String>) -> (TestApp, Arc<Record>, &'st
         retry: Some(tiny_retry()),
         ..test_services().await
     };
-    let label = if amqp.is_some() { "rabbitmq" } else { "embedded" };
+    let label = if amqp.is_some() {
+        "rabbitmq"
+    } else {
+        "embedded"
+    };
     let app = app_with_services(
         b,
         |c| {
@@ -257,9 +265,21 @@ async fn the_api_validates_before_recording_or_queueing_anything() {
         let (token, project) = owner(&app).await;
         let (_, viewer, _) = app.user("viewer@example.com").await;
         for (body, code, needle) in [
-            (json!({"kind": "nope", "params": {}}), "unknown_job_kind", "`nope`"),
-            (json!({"kind": "echo", "params": {}}), "invalid_job_params", "params.n"),
-            (json!({"kind": "echo", "params": [1]}), "invalid_job_params", "JSON object"),
+            (
+                json!({"kind": "nope", "params": {}}),
+                "unknown_job_kind",
+                "`nope`",
+            ),
+            (
+                json!({"kind": "echo", "params": {}}),
+                "invalid_job_params",
+                "params.n",
+            ),
+            (
+                json!({"kind": "echo", "params": [1]}),
+                "invalid_job_params",
+                "JSON object",
+            ),
             (
                 json!({"kind": "preview_cleanup"}),
                 "invalid_job_params",
@@ -289,10 +309,19 @@ async fn the_api_validates_before_recording_or_queueing_anything() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(record.runs.lock().unwrap().is_empty(), "{label}");
         // A viewer may not request jobs.
-        let r = post_job(&app, &viewer, &project, json!({"kind": "echo", "params": {"n": 1}})).await;
+        let r = post_job(
+            &app,
+            &viewer,
+            &project,
+            json!({"kind": "echo", "params": {"n": 1}}),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "non-member");
         let bad = app
-            .get(&format!("/api/v1/projects/{project}/jobs?status=done"), &token)
+            .get(
+                &format!("/api/v1/projects/{project}/jobs?status=done"),
+                &token,
+            )
             .await;
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
         let missing = app
@@ -309,7 +338,14 @@ async fn the_api_validates_before_recording_or_queueing_anything() {
 async fn a_job_goes_from_queued_to_running_to_succeeded_with_progress_events() {
     for (app, _, label) in setups().await {
         let (token, project) = owner(&app).await;
-        let id = submit(&app, &token, &project, "echo", json!({"n": 7, "steps": 6, "ms": 250})).await;
+        let id = submit(
+            &app,
+            &token,
+            &project,
+            "echo",
+            json!({"n": 7, "steps": 6, "ms": 250}),
+        )
+        .await;
         let queued = app.get(&format!("/api/v1/jobs/{id}"), &token).await;
         assert_eq!(queued.body["status"], "queued", "{label}: no worker yet");
         assert_eq!(queued.body["kind"], "echo");
@@ -320,10 +356,19 @@ async fn a_job_goes_from_queued_to_running_to_succeeded_with_progress_events() {
         let done = wait_job(&app, &token, &id, finished).await;
         assert_eq!(done["status"], "succeeded", "{label}: {done}");
         assert_eq!(done["result"], json!({"n": 7}));
-        assert_eq!(done["progress"], json!({"done": 6, "total": 6, "message": "echoed"}));
+        assert_eq!(
+            done["progress"],
+            json!({"done": 6, "total": 6, "message": "echoed"})
+        );
         assert_eq!(done["error"], Value::Null);
         assert_eq!(done["attempts"], 1);
-        for key in ["id", "created_at", "updated_at", "project_id", "max_attempts"] {
+        for key in [
+            "id",
+            "created_at",
+            "updated_at",
+            "project_id",
+            "max_attempts",
+        ] {
             assert!(!done[key].is_null(), "{label}: {key} in {done}");
         }
         let events = job_events(&app, &project, &id).await;
@@ -334,15 +379,25 @@ async fn a_job_goes_from_queued_to_running_to_succeeded_with_progress_events() {
         );
         let progress: Vec<&Event> = events.iter().filter(|e| e.kind == "job.progress").collect();
         // 7 progress calls over ~1.5 s: throttled to about one a second, the last always sent.
-        assert!((2..=4).contains(&progress.len()), "{label}: {} progress events", progress.len());
+        assert!(
+            (2..=4).contains(&progress.len()),
+            "{label}: {} progress events",
+            progress.len()
+        );
         assert_eq!(progress.last().unwrap().payload["done"], 6);
         assert_eq!(events.last().unwrap().payload["result"], json!({"n": 7}));
         let list = app
-            .get(&format!("/api/v1/projects/{project}/jobs?status=succeeded"), &token)
+            .get(
+                &format!("/api/v1/projects/{project}/jobs?status=succeeded"),
+                &token,
+            )
             .await;
         assert_eq!(list.body.as_array().unwrap().len(), 1, "{label}");
         let none = app
-            .get(&format!("/api/v1/projects/{project}/jobs?status=running"), &token)
+            .get(
+                &format!("/api/v1/projects/{project}/jobs?status=running"),
+                &token,
+            )
             .await;
         assert_eq!(none.body, json!([]));
         stop.send(true).unwrap();
@@ -357,27 +412,49 @@ async fn cancel_stops_a_running_job_at_its_next_progress_call_and_a_queued_one_n
         let (token, project) = owner(&app).await;
         let queued = submit(&app, &token, &project, "echo", json!({"n": 1})).await;
         let r = app
-            .call(Method::POST, &format!("/api/v1/jobs/{queued}/cancel"), Some(&token), None)
+            .call(
+                Method::POST,
+                &format!("/api/v1/jobs/{queued}/cancel"),
+                Some(&token),
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         assert_eq!(r.body["status"], "cancelled");
         let (stop, task) = workers(&app, 2);
         let id = submit(&app, &token, &project, "wait_cancel", json!({})).await;
-        wait_job(&app, &token, &id, |j| j["status"] == "running" && j["progress"]["done"].as_u64() > Some(0)).await;
+        wait_job(&app, &token, &id, |j| {
+            j["status"] == "running" && j["progress"]["done"].as_u64() > Some(0)
+        })
+        .await;
         let r = app
-            .call(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), Some(&token), None)
+            .call(
+                Method::POST,
+                &format!("/api/v1/jobs/{id}/cancel"),
+                Some(&token),
+                None,
+            )
             .await;
         assert_eq!(r.body["status"], "cancelled", "{label}");
         let start = Instant::now();
         while record.stopped.load(Ordering::SeqCst) == 0 {
-            assert!(start.elapsed() < Duration::from_secs(10), "{label}: handler never stopped");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{label}: handler never stopped"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let job = app.get(&format!("/api/v1/jobs/{id}"), &token).await.body;
         assert_eq!(job["status"], "cancelled", "{label}: {job}");
         assert_eq!(job["result"], Value::Null);
-        assert!(!record.runs.lock().unwrap().contains_key(&Uuid::parse_str(&queued).unwrap()));
+        assert!(
+            !record
+                .runs
+                .lock()
+                .unwrap()
+                .contains_key(&Uuid::parse_str(&queued).unwrap())
+        );
         let events = job_events(&app, &project, &id).await;
         assert_eq!(
             events.iter().filter(|e| e.kind == "job.cancelled").count(),
@@ -387,7 +464,12 @@ async fn cancel_stops_a_running_job_at_its_next_progress_call_and_a_queued_one_n
         );
         // Cancelling a finished job changes nothing.
         let again = app
-            .call(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), Some(&token), None)
+            .call(
+                Method::POST,
+                &format!("/api/v1/jobs/{id}/cancel"),
+                Some(&token),
+                None,
+            )
             .await;
         assert_eq!(again.body["status"], "cancelled");
         stop.send(true).unwrap();
@@ -431,7 +513,11 @@ async fn a_job_that_always_fails_is_retried_with_backoff_then_failed_and_dead_le
         assert_eq!(last.kind, "job.failed");
         assert_eq!(last.payload["error"], "boom attempt 3");
         if let Some(r) = &app.state.rabbit_queue {
-            assert_eq!(r.dead_letter_count("always_fail").await.unwrap(), 1, "{label}");
+            assert_eq!(
+                r.dead_letter_count("always_fail").await.unwrap(),
+                1,
+                "{label}"
+            );
         }
         // A permanent failure is not retried.
         let id = submit(&app, &token, &project, "permanent", json!({})).await;
@@ -523,7 +609,13 @@ async fn jobs_flow_through_a_dropped_broker_connection_and_unpublished_rows_are_
             let done = wait_job(&app, &token, id, finished).await;
             assert_eq!(done["status"], "succeeded", "{label}: job {n}: {done}");
         }
-        let all = app.state.queue.jobs().list(pid, Some(JobStatus::Succeeded)).await.unwrap();
+        let all = app
+            .state
+            .queue
+            .jobs()
+            .list(pid, Some(JobStatus::Succeeded))
+            .await
+            .unwrap();
         assert_eq!(all.len(), 31, "{label}");
         stop.send(true).unwrap();
         task.await.unwrap();

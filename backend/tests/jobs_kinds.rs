@@ -46,7 +46,10 @@ async fn app(b: &common::Backend) -> TestApp {
 fn workers(app: &TestApp) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
     let options = WorkerOptions::from_config(&app.state.config.config, 2, Vec::new());
-    (tx, tokio::spawn(worker::run_workers(app.state.clone(), options, rx)))
+    (
+        tx,
+        tokio::spawn(worker::run_workers(app.state.clone(), options, rx)),
+    )
 }
 
 async fn wait_finished(app: &TestApp, id: Uuid) -> hivesync_backend::queue::Job {
@@ -56,7 +59,11 @@ async fn wait_finished(app: &TestApp, id: Uuid) -> hivesync_backend::queue::Job 
         if job.status.is_finished() {
             return job;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "job {id}: {:?}", job.status);
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "job {id}: {:?}",
+            job.status
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -126,7 +133,8 @@ async fn preview_cleanup_purges_old_bundles_and_unused_blobs_only() {
         let leftover = data.join("previews").join(".upload-x");
         std::fs::write(&leftover, "partial").unwrap();
         // Blobs: `kept` is in a snapshot, `unused` only recorded, `orphan` not even recorded.
-        let [kept, unused, orphan] = [b"kept".as_slice(), b"unused", b"orphan"].map(|c| (content_hash(c), c));
+        let [kept, unused, orphan] =
+            [b"kept".as_slice(), b"unused", b"orphan"].map(|c| (content_hash(c), c));
         for (hash, content) in [&kept, &unused, &orphan] {
             s.blobs
                 .put(hash, bytes::Bytes::copy_from_slice(content))
@@ -168,7 +176,10 @@ async fn preview_cleanup_purges_old_bundles_and_unused_blobs_only() {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
 
-        let id = worker::enqueue_cleanup(s).await.unwrap().expect("scheduled");
+        let id = worker::enqueue_cleanup(s)
+            .await
+            .unwrap()
+            .expect("scheduled");
         assert_eq!(
             worker::enqueue_cleanup(s).await.unwrap(),
             None,
@@ -186,7 +197,10 @@ async fn preview_cleanup_purges_old_bundles_and_unused_blobs_only() {
         );
         assert!(!expired_dir.exists() && !revoked_dir.exists() && !stray.exists());
         assert!(!leftover.exists());
-        assert!(live_dir.join("index.html").is_file(), "a live preview keeps its bundle");
+        assert!(
+            live_dir.join("index.html").is_file(),
+            "a live preview keeps its bundle"
+        );
         assert!(s.blobs.exists(&kept.0).await.unwrap());
         assert!(!s.blobs.exists(&unused.0).await.unwrap());
         assert!(!s.blobs.exists(&orphan.0).await.unwrap());
@@ -198,7 +212,10 @@ async fn preview_cleanup_purges_old_bundles_and_unused_blobs_only() {
         assert_eq!(present.len(), 1);
         assert!(present.contains(&kept.0));
         // A second run finds nothing more to do; the next one may be scheduled again.
-        let again = worker::enqueue_cleanup(s).await.unwrap().expect("scheduled again");
+        let again = worker::enqueue_cleanup(s)
+            .await
+            .unwrap()
+            .expect("scheduled again");
         let job = wait_finished(&app, again).await;
         assert_eq!(
             job.result,
@@ -218,11 +235,22 @@ fn git(dir: &Path, args: &[&str]) {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 async fn sync(app: &TestApp, token: &str, project: &str, params: Value) -> Uuid {
@@ -259,7 +287,13 @@ async fn repo_sync_mirrors_a_git_remote_and_records_snapshots_of_its_branch() {
         let url = format!("file://{}", remote.display());
         let (stop, task) = workers(&app);
 
-        let first = sync(&app, &token, &project, json!({"url": url, "branch": "main"})).await;
+        let first = sync(
+            &app,
+            &token,
+            &project,
+            json!({"url": url, "branch": "main"}),
+        )
+        .await;
         let job = wait_finished(&app, first).await;
         assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
         let result = job.result.unwrap();
@@ -278,7 +312,10 @@ async fn repo_sync_mirrors_a_git_remote_and_records_snapshots_of_its_branch() {
         assert_eq!(file.status, StatusCode::OK);
         assert_eq!(file.body, json!("def f():\n    return 1\n"));
         let manifest = app
-            .get(&format!("/api/v1/projects/{project}/snapshots/{first}/manifest"), &token)
+            .get(
+                &format!("/api/v1/projects/{project}/snapshots/{first}/manifest"),
+                &token,
+            )
             .await;
         assert_eq!(manifest.body["metadata"]["git_ref"], "refs/heads/main");
         assert_eq!(manifest.body["metadata"]["git_commit"], result["commit"]);
@@ -287,7 +324,13 @@ async fn repo_sync_mirrors_a_git_remote_and_records_snapshots_of_its_branch() {
         std::fs::write(work.join("src/app.py"), "def f():\n    return 2\n").unwrap();
         git(&work, &["commit", "-q", "-am", "two"]);
         git(&work, &["push", "-q", remote.to_str().unwrap(), "main"]);
-        let second = sync(&app, &token, &project, json!({"url": url, "branch": "main"})).await;
+        let second = sync(
+            &app,
+            &token,
+            &project,
+            json!({"url": url, "branch": "main"}),
+        )
+        .await;
         let job = wait_finished(&app, second).await;
         assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
         assert_ne!(job.result.as_ref().unwrap()["commit"], result["commit"]);
@@ -300,17 +343,37 @@ async fn repo_sync_mirrors_a_git_remote_and_records_snapshots_of_its_branch() {
         assert_eq!(file.body, json!("def f():\n    return 2\n"));
 
         // A branch the remote lacks fails at once; an unreachable remote after its retries.
-        let missing = sync(&app, &token, &project, json!({"url": url, "branch": "nope"})).await;
+        let missing = sync(
+            &app,
+            &token,
+            &project,
+            json!({"url": url, "branch": "nope"}),
+        )
+        .await;
         let job = wait_finished(&app, missing).await;
         assert_eq!(job.status, JobStatus::Failed);
         assert_eq!(job.attempts, 1);
-        assert!(job.error.as_deref().unwrap().contains("`nope` not found"), "{:?}", job.error);
+        assert!(
+            job.error.as_deref().unwrap().contains("`nope` not found"),
+            "{:?}",
+            job.error
+        );
         let gone = format!("file://{}", tmp.path().join("absent.git").display());
-        let unreachable = sync(&app, &token, &project, json!({"url": gone, "branch": "main"})).await;
+        let unreachable = sync(
+            &app,
+            &token,
+            &project,
+            json!({"url": gone, "branch": "main"}),
+        )
+        .await;
         let job = wait_finished(&app, unreachable).await;
         assert_eq!(job.status, JobStatus::Failed);
         assert_eq!(job.attempts, 2, "retried");
-        assert!(job.error.as_deref().unwrap().starts_with("git: "), "{:?}", job.error);
+        assert!(
+            job.error.as_deref().unwrap().starts_with("git: "),
+            "{:?}",
+            job.error
+        );
         let list = app
             .get(&format!("/api/v1/projects/{project}/snapshots"), &token)
             .await;

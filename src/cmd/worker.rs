@@ -71,7 +71,9 @@ pub fn run(args: &Args, source: &ConfigSource) -> anyhow::Result<ExitCode> {
     if config.jwt_secret.is_none()
         && config.resolve().map(|r| r.database_kind) != Ok(DatabaseKind::Sqlite)
     {
-        config.jwt_secret = Some(hivesync_backend::auth::random_token("worker-unused-secret-"));
+        config.jwt_secret = Some(hivesync_backend::auth::random_token(
+            "worker-unused-secret-",
+        ));
     }
     // RabbitMQ hands this worker as many jobs as it runs at once.
     config.workers = Some(worker.concurrency);
@@ -96,7 +98,8 @@ pub fn run(args: &Args, source: &ConfigSource) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async {
         let (stop, stopped) = watch::channel(false);
-        let options = WorkerOptions::from_config(&resolved.config, worker.concurrency, worker.kinds);
+        let options =
+            WorkerOptions::from_config(&resolved.config, worker.concurrency, worker.kinds);
         let state = build_state(
             resolved,
             Services {

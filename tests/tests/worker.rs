@@ -72,7 +72,10 @@ async fn shared(label: &str, pg: Option<String>, amqp: Option<String>) -> Shared
         ("HIVESYNC_TEST_JOB_KINDS".into(), "1".into()),
         ("HIVESYNC_SERVER_JOB_LEASE_SECONDS".into(), "3".into()),
         ("HIVESYNC_SERVER_SHUTDOWN_GRACE_SECONDS".into(), "5".into()),
-        ("HIVESYNC_SERVER_CLEANUP_INTERVAL_SECONDS".into(), "0".into()),
+        (
+            "HIVESYNC_SERVER_CLEANUP_INTERVAL_SECONDS".into(),
+            "0".into(),
+        ),
         ("HIVESYNC_SERVER_BIND".into(), "127.0.0.1:0".into()),
         ("HIVESYNC_SERVER_PREVIEW_BIND".into(), "127.0.0.1:0".into()),
         (
@@ -100,7 +103,8 @@ async fn shared(label: &str, pg: Option<String>, amqp: Option<String>) -> Shared
     }
     if let Some(url) = amqp {
         env.push(("AMQP_URL".into(), url));
-        let prefix = std::env::var("HIVESYNC_TEST_PREFIX").unwrap_or_else(|_| "hivesync-e2e-".into());
+        let prefix =
+            std::env::var("HIVESYNC_TEST_PREFIX").unwrap_or_else(|_| "hivesync-e2e-".into());
         env.push((
             "HIVESYNC_SERVER_JOB_QUEUE_PREFIX".into(),
             format!("{prefix}{}", Uuid::new_v4().simple()),
@@ -155,7 +159,12 @@ impl Shared {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = hivesync(self.home.path());
-        for key in ["DATABASE_URL", "AMQP_URL", "REDIS_URL", "HIVESYNC_STORAGE_URL"] {
+        for key in [
+            "DATABASE_URL",
+            "AMQP_URL",
+            "REDIS_URL",
+            "HIVESYNC_STORAGE_URL",
+        ] {
             cmd.env_remove(key);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -186,7 +195,12 @@ async fn create(state: &AppState, kind: &str, params: Value) -> Uuid {
     job.id
 }
 
-async fn wait_status(state: &AppState, id: Uuid, want: JobStatus, label: &str) -> hivesync_backend::queue::Job {
+async fn wait_status(
+    state: &AppState,
+    id: Uuid,
+    want: JobStatus,
+    label: &str,
+) -> hivesync_backend::queue::Job {
     let start = Instant::now();
     loop {
         let job = state.queue.jobs().get(id).await.unwrap().unwrap();
@@ -242,7 +256,10 @@ async fn a_killed_worker_process_leaves_its_job_to_another_worker_with_one_resul
         let log = marks.join(format!("{id}.log"));
         let start = Instant::now();
         while lines(&log).is_empty() {
-            assert!(start.elapsed() < Duration::from_secs(60), "{label}: worker A never started the job");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{label}: worker A never started the job"
+            );
             if let Ok(Some(status)) = a.try_wait() {
                 let (_, err) = text(&a.wait_with_output().unwrap());
                 panic!("{label}: worker A exited ({status}): {err}");
@@ -306,8 +323,14 @@ fn worker_refuses_unknown_kinds_and_zero_concurrency() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let (_, err) = text(&out);
-    assert!(err.contains("worker.kinds") && err.contains("nope"), "{err}");
-    assert!(err.contains("preview_cleanup"), "lists the known kinds: {err}");
+    assert!(
+        err.contains("worker.kinds") && err.contains("nope"),
+        "{err}"
+    );
+    assert!(
+        err.contains("preview_cleanup"),
+        "lists the known kinds: {err}"
+    );
     let out = hivesync(home.path())
         .args(["worker", "--concurrency", "0", "--data-dir"])
         .arg(&data)

@@ -148,15 +148,20 @@ pub async fn create_job(
 ) -> Result<(StatusCode, Json<CreateJobResponse>), AppError> {
     require_role(&ctx, project_id, Role::Maintainer).await?;
     let state = &ctx.state;
-    let handler = state.registry.get(&req.kind).ok_or_else(|| AppError::Invalid {
-        code: "unknown_job_kind",
-        message: format!(
-            "unknown job kind `{}`; known kinds: {}",
-            req.kind,
-            state.registry.kinds().join(", ")
-        ),
-    })?;
-    let params = req.params.unwrap_or_else(|| Value::Object(Default::default()));
+    let handler = state
+        .registry
+        .get(&req.kind)
+        .ok_or_else(|| AppError::Invalid {
+            code: "unknown_job_kind",
+            message: format!(
+                "unknown job kind `{}`; known kinds: {}",
+                req.kind,
+                state.registry.kinds().join(", ")
+            ),
+        })?;
+    let params = req
+        .params
+        .unwrap_or_else(|| Value::Object(Default::default()));
     if !params.is_object() {
         return Err(AppError::Invalid {
             code: "invalid_job_params",

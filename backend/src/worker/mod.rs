@@ -124,7 +124,9 @@ impl JobContext {
                     return Err(JobError::Cancelled);
                 }
                 // The heartbeat ticker keeps the lease; a missed progress write is not fatal.
-                Err(e) => tracing::warn!(job_id = %self.job.id, error = %e, "progress not recorded"),
+                Err(e) => {
+                    tracing::warn!(job_id = %self.job.id, error = %e, "progress not recorded")
+                }
             }
         }
         if event {
@@ -283,7 +285,11 @@ impl Queue for SharedRabbit {
     async fn ack(&self, d: crate::queue::Delivery, result: Value) -> Result<Job, QueueError> {
         self.0.ack(d, result).await
     }
-    async fn nack(&self, d: crate::queue::Delivery, error: &str) -> Result<FailOutcome, QueueError> {
+    async fn nack(
+        &self,
+        d: crate::queue::Delivery,
+        error: &str,
+    ) -> Result<FailOutcome, QueueError> {
         self.0.nack(d, error).await
     }
     async fn give_up(&self, d: crate::queue::Delivery, error: &str) -> Result<Job, QueueError> {
@@ -508,7 +514,13 @@ async fn run_one(state: AppState, delivery: crate::queue::Delivery, lease: Durat
         return;
     };
     tracing::info!(job_id = %job.id, kind = %job.kind, attempt = job.attempts, "job started");
-    emit(&state, &job, "job.started", json!({"attempt": job.attempts})).await;
+    emit(
+        &state,
+        &job,
+        "job.started",
+        json!({"attempt": job.attempts}),
+    )
+    .await;
     let cancelled = Arc::new(AtomicBool::new(false));
     let _heartbeat = {
         let (jobs, id, cancelled) = (queue.jobs().clone(), job.id, cancelled.clone());
@@ -526,7 +538,12 @@ async fn run_one(state: AppState, delivery: crate::queue::Delivery, lease: Durat
             }
         }))
     };
-    let ctx = Arc::new(JobContext::new(state.clone(), job.clone(), lease, cancelled));
+    let ctx = Arc::new(JobContext::new(
+        state.clone(),
+        job.clone(),
+        lease,
+        cancelled,
+    ));
     let started = Instant::now();
     // Its own task, so a panic is caught; aborted with this one when the worker gives up.
     let outcome = {

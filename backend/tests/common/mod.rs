@@ -176,9 +176,7 @@ pub async fn app_with_services(
     tweak(&mut config);
     let resolved = config.resolve().expect("valid test config");
     let (tx, rx) = watch::channel(false);
-    let state = build_state(resolved, services, rx)
-        .await
-        .expect("state");
+    let state = build_state(resolved, services, rx).await.expect("state");
     TestApp {
         backend: backend.clone(),
         router: router(state.clone()),

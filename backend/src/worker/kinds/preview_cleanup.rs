@@ -92,7 +92,12 @@ async fn purge_previews(
     let mut purged = 0;
     for row in &rows {
         let id = get_uuid(row, "id").map_err(db)?;
-        if remove_dir(&crate::preview::preview_dir(&state.config.config.data_dir, id)).await? {
+        if remove_dir(&crate::preview::preview_dir(
+            &state.config.config.data_dir,
+            id,
+        ))
+        .await?
+        {
             purged += 1;
         }
     }
@@ -118,12 +123,7 @@ async fn purge_previews(
             .is_ok_and(|t| t < cutoff_time);
         let stray = if let Ok(id) = Uuid::parse_str(&name) {
             // A bundle whose preview row is gone (its project was deleted).
-            state
-                .previews
-                .preview(id)
-                .await
-                .map_err(db)?
-                .is_none()
+            state.previews.preview(id).await.map_err(db)?.is_none()
         } else {
             // `.upload-…`, `.staging-…`, `.old-…` left by an interrupted upload.
             name.starts_with('.') && old
@@ -156,11 +156,12 @@ struct FileHash {
 /// references (committed or not). Returns how many.
 async fn drop_unreferenced(state: &AppState, cutoff: i64) -> Result<u64, JobError> {
     let pool = state.sql.pool();
-    let projects = sqlx::query("SELECT DISTINCT project_id FROM project_blobs WHERE created_at < $1")
-        .bind(cutoff)
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
+    let projects =
+        sqlx::query("SELECT DISTINCT project_id FROM project_blobs WHERE created_at < $1")
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
     let mut dropped = 0;
     for row in &projects {
         let project: String = row.try_get("project_id").map_err(db)?;
@@ -177,14 +178,13 @@ async fn drop_unreferenced(state: &AppState, cutoff: i64) -> Result<u64, JobErro
             })?;
             referenced.extend(parsed.files.into_iter().map(|f| f.hash));
         }
-        let candidates = sqlx::query(
-            "SELECT hash FROM project_blobs WHERE project_id = $1 AND created_at < $2",
-        )
-        .bind(&project)
-        .bind(cutoff)
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
+        let candidates =
+            sqlx::query("SELECT hash FROM project_blobs WHERE project_id = $1 AND created_at < $2")
+                .bind(&project)
+                .bind(cutoff)
+                .fetch_all(pool)
+                .await
+                .map_err(db)?;
         let unused: Vec<String> = candidates
             .iter()
             .filter_map(|r| r.try_get::<String, _>("hash").ok())

@@ -64,11 +64,12 @@ fn parse(params: &Value, allow_local: bool) -> Result<Params, String> {
         return Err("params.url is not a valid URL".into());
     }
     if let Some((_, rest)) = url.split_once("://")
-        && rest.split('/').next().is_some_and(|auth| auth.contains(':') && auth.contains('@'))
+        && rest
+            .split('/')
+            .next()
+            .is_some_and(|auth| auth.contains(':') && auth.contains('@'))
     {
-        return Err(
-            "params.url must not carry a password; the URL is stored with the job".into(),
-        );
+        return Err("params.url must not carry a password; the URL is stored with the job".into());
     }
     let valid_branch = !branch.is_empty()
         && !branch.starts_with(['-', '/', '.'])
@@ -80,7 +81,9 @@ fn parse(params: &Value, allow_local: bool) -> Result<Params, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
     if !valid_branch {
-        return Err(format!("params.branch `{branch}` is not a valid branch name"));
+        return Err(format!(
+            "params.branch `{branch}` is not a valid branch name"
+        ));
     }
     Ok(Params { url, branch })
 }
@@ -108,8 +111,10 @@ impl JobHandler for RepoSync {
             .map_err(db)?
             && s.committed_at.is_some()
         {
-            return Ok(json!({"snapshot_id": s.id, "manifest_hash": s.manifest_hash,
-                             "file_count": s.file_count}));
+            return Ok(
+                json!({"snapshot_id": s.id, "manifest_hash": s.manifest_hash,
+                             "file_count": s.file_count}),
+            );
         }
         ctx.progress(0, 3, "fetching").await?;
         let mirror = mirror_dir(state, project_id, &p.url);
@@ -125,7 +130,9 @@ impl JobHandler for RepoSync {
             &p.url,
         )
         .await
-        .map_err(|_| JobError::Permanent(format!("branch `{}` not found in the remote", p.branch)))?;
+        .map_err(|_| {
+            JobError::Permanent(format!("branch `{}` not found in the remote", p.branch))
+        })?;
         let commit = String::from_utf8_lossy(&commit).trim().to_string();
         ctx.progress(1, 3, "reading files").await?;
         let files = tree(&mirror, &commit, &p.url).await?;
@@ -186,7 +193,8 @@ impl JobHandler for RepoSync {
             created_at: now,
             committed_at: None,
         };
-        let text = serde_json::to_string(&manifest).map_err(|e| JobError::Permanent(e.to_string()))?;
+        let text =
+            serde_json::to_string(&manifest).map_err(|e| JobError::Permanent(e.to_string()))?;
         if state
             .snapshots
             .snapshot(project_id, job_id)
@@ -215,8 +223,10 @@ impl JobHandler for RepoSync {
             )
             .await;
         ctx.progress(3, 3, "done").await?;
-        Ok(json!({"snapshot_id": job_id, "manifest_hash": manifest.hash,
-                  "file_count": snapshot.file_count, "commit": commit}))
+        Ok(
+            json!({"snapshot_id": job_id, "manifest_hash": manifest.hash,
+                  "file_count": snapshot.file_count, "commit": commit}),
+        )
     }
 }
 
@@ -286,7 +296,14 @@ async fn fetch(mirror: &Path, url: &str, allow_local: bool) -> Result<(), JobErr
         command(allow_local)
             .arg("-C")
             .arg(mirror)
-            .args(["fetch", "--prune", "--quiet", "--", url, "+refs/heads/*:refs/heads/*"])
+            .args([
+                "fetch",
+                "--prune",
+                "--quiet",
+                "--",
+                url,
+                "+refs/heads/*:refs/heads/*",
+            ])
             .output()
             .await
     } else {
@@ -356,14 +373,20 @@ async fn read_blobs(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| JobError::Permanent(format!("cannot run git: {e}")))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| fail(std::io::Error::other("stdin")))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| fail(std::io::Error::other("stdin")))?;
     let input: String = files.iter().map(|(_, oid)| format!("{oid}\n")).collect();
     let writer = tokio::spawn(async move {
         let r = stdin.write_all(input.as_bytes()).await;
         drop(stdin);
         r
     });
-    let stdout = child.stdout.take().ok_or_else(|| fail(std::io::Error::other("stdout")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| fail(std::io::Error::other("stdout")))?;
     let mut reader = BufReader::new(stdout);
     let mut contents = Vec::with_capacity(files.len());
     for (path, _) in files {
@@ -373,7 +396,12 @@ async fn read_blobs(
             .split(' ')
             .nth(2)
             .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| JobError::Retryable(format!("git cat-file: cannot read `{path}`: {}", header.trim())))?;
+            .ok_or_else(|| {
+                JobError::Retryable(format!(
+                    "git cat-file: cannot read `{path}`: {}",
+                    header.trim()
+                ))
+            })?;
         let mut buf = vec![0; size + 1];
         reader.read_exact(&mut buf).await.map_err(fail)?;
         buf.truncate(size);
@@ -393,16 +421,34 @@ mod tests {
 
     #[test]
     fn params_are_checked() {
-        let ok = parse(&json!({"url": "https://example.com/r.git", "branch": "main"}), false);
+        let ok = parse(
+            &json!({"url": "https://example.com/r.git", "branch": "main"}),
+            false,
+        );
         assert!(ok.is_ok());
         for (params, needle) in [
             (json!({"branch": "main"}), "params.url"),
             (json!({"url": "https://example.com/r.git"}), "params.branch"),
-            (json!({"url": "ext::sh -c x", "branch": "main"}), "not an https"),
-            (json!({"url": "file:///srv/r.git", "branch": "main"}), "file://"),
-            (json!({"url": "https://u:secret@example.com/r.git", "branch": "main"}), "password"),
-            (json!({"url": "https://example.com/r.git", "branch": "a..b"}), "branch"),
-            (json!({"url": "https://example.com/r.git", "branch": "-x"}), "branch"),
+            (
+                json!({"url": "ext::sh -c x", "branch": "main"}),
+                "not an https",
+            ),
+            (
+                json!({"url": "file:///srv/r.git", "branch": "main"}),
+                "file://",
+            ),
+            (
+                json!({"url": "https://u:secret@example.com/r.git", "branch": "main"}),
+                "password",
+            ),
+            (
+                json!({"url": "https://example.com/r.git", "branch": "a..b"}),
+                "branch",
+            ),
+            (
+                json!({"url": "https://example.com/r.git", "branch": "-x"}),
+                "branch",
+            ),
         ] {
             let err = parse(&params, false).err().unwrap_or_default();
             assert!(err.contains(needle), "{params}: {err}");
@@ -413,7 +459,10 @@ mod tests {
 
     #[test]
     fn git_errors_hide_credentials() {
-        let msg = git_error(b"fatal: could not read from https://u:tok@h/r.git\n", "https://u:tok@h/r.git");
+        let msg = git_error(
+            b"fatal: could not read from https://u:tok@h/r.git\n",
+            "https://u:tok@h/r.git",
+        );
         assert!(!msg.contains("tok"), "{msg}");
     }
 }
