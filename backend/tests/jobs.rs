@@ -253,7 +253,10 @@ fn kinds_of(events: &[Event]) -> Vec<String> {
     kinds
 }
 
-async fn cleanup(app: TestApp) {
+/// Stops the workers and deletes the test's RabbitMQ queues.
+async fn finish(app: TestApp, stop: watch::Sender<bool>, task: tokio::task::JoinHandle<()>) {
+    stop.send(true).unwrap();
+    task.await.unwrap();
     if let Some(r) = &app.state.rabbit_queue {
         r.delete_queues(&app.state.registry.kinds()).await.unwrap();
     }
@@ -328,9 +331,7 @@ async fn the_api_validates_before_recording_or_queueing_anything() {
             .get(&format!("/api/v1/jobs/{}", Uuid::new_v4()), &token)
             .await;
         assert_eq!(missing.status, StatusCode::NOT_FOUND);
-        stop.send(true).unwrap();
-        task.await.unwrap();
-        cleanup(app).await;
+        finish(app, stop, task).await;
     }
 }
 
@@ -400,9 +401,7 @@ async fn a_job_goes_from_queued_to_running_to_succeeded_with_progress_events() {
             )
             .await;
         assert_eq!(none.body, json!([]));
-        stop.send(true).unwrap();
-        task.await.unwrap();
-        cleanup(app).await;
+        finish(app, stop, task).await;
     }
 }
 
@@ -472,9 +471,7 @@ async fn cancel_stops_a_running_job_at_its_next_progress_call_and_a_queued_one_n
             )
             .await;
         assert_eq!(again.body["status"], "cancelled");
-        stop.send(true).unwrap();
-        task.await.unwrap();
-        cleanup(app).await;
+        finish(app, stop, task).await;
     }
 }
 
@@ -529,9 +526,7 @@ async fn a_job_that_always_fails_is_retried_with_backoff_then_failed_and_dead_le
             record.runs.lock().unwrap()[&Uuid::parse_str(&id).unwrap()],
             1
         );
-        stop.send(true).unwrap();
-        task.await.unwrap();
-        cleanup(app).await;
+        finish(app, stop, task).await;
     }
 }
 
@@ -560,9 +555,7 @@ async fn a_worker_that_dies_mid_job_is_replaced_and_the_job_has_exactly_one_resu
         // Nothing runs it a third time.
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(record.runs.lock().unwrap()[&uuid], 2, "{label}");
-        stop_b.send(true).unwrap();
-        task_b.await.unwrap();
-        cleanup(app).await;
+        finish(app, stop_b, task_b).await;
     }
 }
 
@@ -617,8 +610,6 @@ async fn jobs_flow_through_a_dropped_broker_connection_and_unpublished_rows_are_
             .await
             .unwrap();
         assert_eq!(all.len(), 31, "{label}");
-        stop.send(true).unwrap();
-        task.await.unwrap();
-        cleanup(app).await;
+        finish(app, stop, task).await;
     }
 }

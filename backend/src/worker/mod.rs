@@ -251,7 +251,7 @@ impl JobQueue {
                 .map_err(|e| format!("AMQP_URL {}: {e}", crate::config::redact_url(url)))?;
                 let rabbit = Arc::new(rabbit);
                 Ok(JobQueue {
-                    queue: Arc::new(SharedRabbit(rabbit.clone())),
+                    queue: rabbit.clone(),
                     registry,
                     rabbit: Some(rabbit),
                 })
@@ -262,41 +262,6 @@ impl JobQueue {
                 rabbit: None,
             }),
         }
-    }
-}
-
-/// A [`Queue`] over a shared [`RabbitQueue`], so the state keeps a handle for broker operations.
-struct SharedRabbit(Arc<RabbitQueue>);
-
-#[async_trait::async_trait]
-impl Queue for SharedRabbit {
-    fn backend(&self) -> &'static str {
-        self.0.backend()
-    }
-    fn jobs(&self) -> &JobStore {
-        self.0.jobs()
-    }
-    async fn enqueue(&self, id: Uuid, kind: &str) -> Result<(), QueueError> {
-        self.0.enqueue(id, kind).await
-    }
-    async fn next(&self, kinds: &[String]) -> Result<crate::queue::Delivery, QueueError> {
-        self.0.next(kinds).await
-    }
-    async fn ack(&self, d: crate::queue::Delivery, result: Value) -> Result<Job, QueueError> {
-        self.0.ack(d, result).await
-    }
-    async fn nack(
-        &self,
-        d: crate::queue::Delivery,
-        error: &str,
-    ) -> Result<FailOutcome, QueueError> {
-        self.0.nack(d, error).await
-    }
-    async fn give_up(&self, d: crate::queue::Delivery, error: &str) -> Result<Job, QueueError> {
-        self.0.give_up(d, error).await
-    }
-    async fn republish_unpublished(&self, older_than: Duration) -> Result<usize, QueueError> {
-        self.0.republish_unpublished(older_than).await
     }
 }
 
