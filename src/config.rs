@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// The role tables a config file may contain. A top-level key outside this list (and outside
 /// [`GlobalConfig`]) is reported as unknown, so typos never pass silently.
-pub const ROLE_SECTIONS: &[&str] = &["server", "lsp"];
+pub const ROLE_SECTIONS: &[&str] = &["server", "worker", "lsp"];
 
 /// Keys at the top level of the file.
 const GLOBAL_KEYS: &[&str] = &["log_level"];

@@ -32,6 +32,8 @@ enum Command {
     Config(cmd::config::Args),
     /// Run the API server (embedded SQLite by default; PostgreSQL via DATABASE_URL)
     Server(cmd::server::Args),
+    /// Run background jobs (connects to the server's database and queue)
+    Worker(cmd::worker::Args),
     /// Analyse a project: stats, definitions, references, rename plans, documentation gaps
     Analyze(cmd::analyze::Args),
     /// Run the language server on stdin/stdout (for editors)
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(args) => cmd::config::run(&args, &source, &global),
         Command::Server(args) => cmd::server::run(&args, &source),
+        Command::Worker(args) => cmd::worker::run(&args, &source),
         Command::Analyze(args) => cmd::analyze::run(&args),
         Command::Lsp(args) => cmd::lsp::run(&args, &source),
     };

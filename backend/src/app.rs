@@ -82,7 +82,7 @@ pub async fn build_state(
             source,
         })?;
     }
-    let services = services.connect(cfg).await.map_err(ServerError::Startup)?;
+    let mut services = services.connect(cfg).await.map_err(ServerError::Startup)?;
     let secret =
         load_or_create_secret(cfg.jwt_secret.as_deref(), &cfg.data_dir).map_err(|source| {
             ServerError::Secret {
@@ -99,8 +99,12 @@ pub async fn build_state(
     let passwords = Passwords::new()
         .await
         .map_err(|e| ServerError::Startup(e.to_string()))?;
+    let jobs =
+        crate::worker::JobQueue::connect(cfg, &sql, services.registry.take(), services.retry)
+            .await
+            .map_err(ServerError::Startup)?;
     Ok(AppState::new(
-        resolved, sql, services, &secret, passwords, shutdown,
+        resolved, sql, services, jobs, &secret, passwords, shutdown,
     ))
 }
 
@@ -251,6 +255,7 @@ impl Server {
             shutdown,
             grace,
         } = self;
+        let background = spawn_background(&state, &shutdown);
         let mut stopping = shutdown.subscribe();
         let mut preview_stopping = shutdown.subscribe();
         let preview = axum::serve(
@@ -288,10 +293,46 @@ impl Server {
         }
         let _ = shutdown.send(true);
         let _ = tokio::time::timeout(grace, preview).await;
+        // Workers let running jobs finish for their own grace period, then stop.
+        for task in background {
+            let _ = tokio::time::timeout(grace + Duration::from_secs(1), task).await;
+        }
         state.sql.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The server's background tasks: in-process job workers (`workers`), the broker sweeper
+/// and the `preview_cleanup` schedule; all stop when `shutdown` flips.
+fn spawn_background(
+    state: &AppState,
+    shutdown: &watch::Sender<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let cfg = &state.config.config;
+    let mut tasks = Vec::new();
+    let workers = cfg.in_process_workers();
+    if workers > 0 {
+        let options = crate::worker::WorkerOptions::from_config(cfg, workers, Vec::new());
+        tasks.push(tokio::spawn(crate::worker::run_workers(
+            state.clone(),
+            options,
+            shutdown.subscribe(),
+        )));
+    }
+    tasks.push(tokio::spawn(crate::worker::sweep_unpublished(
+        state.clone(),
+        crate::worker::SWEEP_EVERY,
+        shutdown.subscribe(),
+    )));
+    if cfg.cleanup_interval_seconds > 0 {
+        tasks.push(tokio::spawn(crate::worker::schedule_cleanup(
+            state.clone(),
+            Duration::from_secs(cfg.cleanup_interval_seconds),
+            shutdown.subscribe(),
+        )));
+    }
+    tasks
 }
 
 #[cfg(test)]

@@ -92,6 +92,35 @@ impl BlobStore {
         }
     }
 
+    /// Every stored blob: its hash and when it was last written (Unix milliseconds).
+    pub async fn list(&self) -> Result<Vec<(String, i64)>, BlobError> {
+        use futures::TryStreamExt;
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(prefix)
+            .try_collect()
+            .await
+            .map_err(|e| BlobError(e.to_string()))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.filename()?.to_string();
+                // Only blob names (hex hashes); temporary files and strangers are left alone.
+                (name.len() >= 16 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| (name, m.last_modified.timestamp_millis()))
+            })
+            .collect())
+    }
+
+    /// Removes a blob (absent is fine).
+    pub async fn delete(&self, hash: &str) -> Result<(), BlobError> {
+        match self.store.delete(&self.location(hash)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(BlobError(e.to_string())),
+        }
+    }
+
     pub async fn exists(&self, hash: &str) -> Result<bool, BlobError> {
         match self.store.head(&self.location(hash)).await {
             Ok(_) => Ok(true),

@@ -83,6 +83,25 @@ pub struct Config {
     pub preview_max_files: u64,
     /// Failed preview-token lookups allowed per client address and minute.
     pub preview_lookup_failures_per_minute: u32,
+    /// Job workers run inside `hivesync server`. Unset: 2 with the embedded queue (so the
+    /// zero-config server processes jobs), 0 with RabbitMQ (run `hivesync worker`). 0 disables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
+    /// How long a claimed job stays with its worker without a heartbeat before another worker
+    /// may take it over (workers heartbeat at a third of it).
+    pub job_lease_seconds: u64,
+    /// Attempts of a job that keeps failing with a retryable error before it is `failed`.
+    pub job_max_attempts: u32,
+    /// RabbitMQ job queues are named `<prefix>.<kind>` (and `.retry`, `.dead`).
+    pub job_queue_prefix: String,
+    /// How often the server schedules `preview_cleanup` (0: never).
+    pub cleanup_interval_seconds: u64,
+    /// How long revoked or expired previews keep their bundles, and unreferenced blobs stay,
+    /// before `preview_cleanup` removes them.
+    pub cleanup_grace_seconds: u64,
+    /// Let `repo_sync` mirror local `file://` remotes (tests and single-user setups only: it
+    /// reads repositories on the server's disk).
+    pub repo_sync_allow_local: bool,
 }
 
 impl Default for Config {
@@ -118,6 +137,13 @@ impl Default for Config {
             preview_max_unpacked_bytes: 1024 * 1024 * 1024,
             preview_max_files: 20_000,
             preview_lookup_failures_per_minute: 10,
+            workers: None,
+            job_lease_seconds: 60,
+            job_max_attempts: 5,
+            job_queue_prefix: "hivesync.jobs".into(),
+            cleanup_interval_seconds: 3600,
+            cleanup_grace_seconds: 24 * 3600,
+            repo_sync_allow_local: false,
         }
     }
 }
@@ -319,6 +345,15 @@ impl Config {
                 format!("`{url}` is not an http:// or https:// URL"),
             ));
         }
+        if self.job_lease_seconds < 3 {
+            return Err(bad("job_lease_seconds", "must be at least 3"));
+        }
+        if self.job_max_attempts == 0 {
+            return Err(bad("job_max_attempts", "must be at least 1"));
+        }
+        if self.job_queue_prefix.trim().is_empty() {
+            return Err(bad("job_queue_prefix", "must not be empty"));
+        }
         if self.database_max_connections == 0 {
             return Err(bad("database_max_connections", "must be greater than 0"));
         }
@@ -354,6 +389,12 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    /// In-process job workers of `hivesync server` (see [`Config::workers`]).
+    pub fn in_process_workers(&self) -> u32 {
+        self.workers
+            .unwrap_or(if self.amqp_url.is_some() { 0 } else { 2 })
     }
 }
 

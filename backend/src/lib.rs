@@ -33,6 +33,10 @@
 //! - [`jobs`] — what background jobs do, as plain functions the worker runtime wraps:
 //!   `jobs::snapshot::materialize` (a committed snapshot's files into a directory, paths checked)
 //!   and `jobs::refactor` (a rename planned by the engine, stored as a proposal once per job id).
+//! - [`worker`] — the job runtime: `JobHandler` (one per job kind, in a `Registry`), the
+//!   worker loop (claims with a concurrency limit, heartbeats, ack/retry/give up, events
+//!   `job.*`, graceful stop), the broker sweeper and the cleanup schedule; `worker::kinds`
+//!   holds the built-in kinds (`preview_cleanup`, `repo_sync`).
 //! - [`metrics`] — Prometheus counters and latency histograms by route template, `/metrics`.
 //! - [`error`] — `AppError` and the one error shape `{"error":{"code","message"}}`.
 //! - [`config`] — the typed `[server]` configuration and its validation.
@@ -53,6 +57,7 @@ pub mod reanchor;
 pub mod routes;
 pub mod state;
 pub mod store;
+pub mod worker;
 
 pub use app::{Server, ServerError, build_state, router};
 pub use config::Config;

@@ -40,6 +40,11 @@ pub struct Inner {
     pub events: Arc<dyn Events>,
     pub limiter: Arc<dyn RateLimiter>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Background jobs: the queue (its `jobs()` is the jobs table) and the job kinds.
+    pub queue: Arc<dyn crate::queue::Queue>,
+    pub registry: Arc<crate::worker::Registry>,
+    /// The same queue when it is RabbitMQ (for broker operations: dead letters, reconnects).
+    pub rabbit_queue: Option<Arc<crate::queue::amqp::RabbitQueue>>,
     pub jwt: Jwt,
     pub passwords: Passwords,
     /// Flips to `true` when the server starts shutting down; long-lived responses (SSE)
@@ -59,6 +64,10 @@ impl Deref for AppState {
 pub struct Services {
     pub ephemeral: Option<Arc<dyn Ephemeral>>,
     pub events: Option<Arc<dyn Events>>,
+    /// The job kinds (default: `worker::kinds::registry()`).
+    pub registry: Option<crate::worker::Registry>,
+    /// Job retries (default: `job_max_attempts` with the default backoff).
+    pub retry: Option<crate::queue::RetryPolicy>,
 }
 
 /// Events buffered per slow in-process subscriber.
@@ -96,6 +105,7 @@ impl AppState {
         config: Resolved,
         sql: SqlStore,
         services: Services,
+        jobs: crate::worker::JobQueue,
         jwt_secret: &[u8],
         passwords: Passwords,
         shutdown: watch::Receiver<bool>,
@@ -134,6 +144,9 @@ impl AppState {
             events,
             limiter,
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            queue: jobs.queue,
+            registry: jobs.registry,
+            rabbit_queue: jobs.rabbit,
             jwt,
             passwords,
             shutdown,

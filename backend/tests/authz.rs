@@ -51,6 +51,8 @@ struct Fixture {
     comment_id: Uuid,
     /// An approved proposal on the snapshot, applied and reverted at it.
     proposal_id: Uuid,
+    /// A queued job of the project.
+    job_id: Uuid,
 }
 
 /// The blob the table uploads: the bytes of its JSON body `"blob"`.
@@ -72,6 +74,7 @@ fn fill(path: &str, f: &Fixture) -> String {
         .replace("{thread_id}", &f.thread_id.to_string())
         .replace("{comment_id}", &f.comment_id.to_string())
         .replace("{proposal_id}", &f.proposal_id.to_string())
+        .replace("{job_id}", &f.job_id.to_string())
 }
 
 type Body = fn(&Fixture) -> Option<Value>;
@@ -376,6 +379,37 @@ fn routes() -> Vec<Case> {
             200,
             |f| Some(json!({"snapshot_id": f.snapshot_id})),
         ),
+        c(
+            Method::POST,
+            "/api/v1/projects/{project_id}/jobs",
+            Project(Maintainer),
+            202,
+            |_| {
+                Some(json!({"kind": "repo_sync",
+                    "params": {"url": "https://example.com/r.git", "branch": "main"}}))
+            },
+        ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/jobs",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::GET,
+            "/api/v1/jobs/{job_id}",
+            Project(Viewer),
+            200,
+            none,
+        ),
+        c(
+            Method::POST,
+            "/api/v1/jobs/{job_id}/cancel",
+            Project(Maintainer),
+            200,
+            none,
+        ),
     ]
 }
 
@@ -541,7 +575,21 @@ async fn fixture(
         .await
         .unwrap();
     let proposal_id = proposal_fixture(app, project_id, snapshot_id, owner).await;
+    let job_id = app
+        .state
+        .queue
+        .jobs()
+        .create(hivesync_backend::queue::NewJob {
+            project_id,
+            kind: "repo_sync".into(),
+            params: json!({"url": "https://example.com/r.git", "branch": "main"}),
+            max_attempts: None,
+        })
+        .await
+        .unwrap()
+        .id;
     Fixture {
+        job_id,
         project_id,
         target_id: target,
         token_id,

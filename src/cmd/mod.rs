@@ -5,3 +5,4 @@ pub mod analyze_manifest;
 pub mod config;
 pub mod lsp;
 pub mod server;
+pub mod worker;

@@ -67,7 +67,7 @@ pub fn run(args: &Args, source: &ConfigSource) -> anyhow::Result<ExitCode> {
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

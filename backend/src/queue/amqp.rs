@@ -348,7 +348,16 @@ impl Queue for RabbitQueue {
 
     async fn enqueue(&self, job_id: Uuid, kind: &str) -> Result<(), QueueError> {
         self.publish(kind, &self.queue_name(kind), job_id, None)
-            .await
+            .await?;
+        self.jobs.mark_published(job_id).await
+    }
+
+    async fn republish_unpublished(&self, older_than: Duration) -> Result<usize, QueueError> {
+        let due = self.jobs.unpublished(older_than, 1000).await?;
+        for (id, kind) in &due {
+            self.enqueue(*id, kind).await?;
+        }
+        Ok(due.len())
     }
 
     async fn next(&self, kinds: &[String]) -> Result<Delivery, QueueError> {
@@ -438,6 +447,7 @@ impl Queue for RabbitQueue {
                     Some(*after),
                 )
                 .await?;
+                self.jobs.mark_published(job.id).await?;
             }
             FailOutcome::Failed(_) => {
                 self.publish(&job.kind, &self.dead_queue_name(&job.kind), job.id, None)

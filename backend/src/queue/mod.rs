@@ -23,6 +23,10 @@ use uuid::Uuid;
 
 pub use sql::{JobStore, SqlQueue};
 
+/// The reserved project (nil id, no members) that maintenance jobs belonging to no project —
+/// the scheduled `preview_cleanup` — are recorded under (migration 0007).
+pub const SYSTEM_PROJECT: Uuid = Uuid::nil();
+
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -155,6 +159,18 @@ pub struct Delivery {
     pub(crate) acker: Option<lapin::Acker>,
 }
 
+impl Delivery {
+    /// Acknowledges the broker message, if any, without touching the table (the table already
+    /// says what happened). A lost channel only means a redelivery the table will refuse.
+    pub(crate) async fn settle(self) {
+        if let Some(acker) = self.acker
+            && let Err(e) = acker.ack(lapin::options::BasicAckOptions::default()).await
+        {
+            tracing::info!(error = %e, "job acknowledgement not delivered");
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("unknown job kind `{0}`")]
@@ -192,4 +208,18 @@ pub trait Queue: Send + Sync {
     /// Records the failure: queued again after a backoff, or `failed` (and dead-lettered on
     /// RabbitMQ) when no attempts are left.
     async fn nack(&self, delivery: Delivery, error: &str) -> Result<FailOutcome, QueueError>;
+    /// Records a failure that will happen again however often it is retried: `failed` at once,
+    /// no more attempts. A job no longer running (cancelled meanwhile) is left as it is.
+    async fn give_up(&self, delivery: Delivery, error: &str) -> Result<Job, QueueError> {
+        let job = self.jobs().fail_now(delivery.job.id, error).await?;
+        delivery.settle().await;
+        Ok(job)
+    }
+    /// Hands the broker the queued jobs whose publication was never confirmed (the broker was
+    /// down when they were enqueued or retried) and that are due; returns how many. The
+    /// embedded queue has nothing to do: its rows are the queue.
+    async fn republish_unpublished(&self, older_than: Duration) -> Result<usize, QueueError> {
+        let _ = older_than;
+        Ok(0)
+    }
 }

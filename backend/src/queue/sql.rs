@@ -370,7 +370,7 @@ impl JobStore {
             };
             let row = sqlx::query(&format!(
                 "UPDATE jobs SET status = $3, error = $4, lease_until = NULL, run_after = $5,
-                        updated_at = $6
+                        updated_at = $6, published_at = NULL
                  WHERE id = $1 AND status = 'running' AND attempts = $2 RETURNING {COLUMNS}"
             ))
             .bind(id.to_string())
@@ -391,6 +391,77 @@ impl JobStore {
                 });
             }
         }
+    }
+}
+
+impl JobStore {
+    /// Marks a running job `failed` with `error` at once, whatever attempts it has left. A job
+    /// that is no longer running (finished or cancelled meanwhile) is returned unchanged.
+    pub async fn fail_now(&self, id: Uuid, error: &str) -> Result<Job, QueueError> {
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'failed', error = $2, lease_until = NULL, updated_at = $3
+             WHERE id = $1 AND status = 'running' RETURNING {COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(error)
+        .bind(ms(now()))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(job_from(&row)?),
+            None => self.require(id).await,
+        }
+    }
+
+    /// Records a new `queued` job unless one of the same kind and project is already queued
+    /// or running (scheduled jobs: at most one waiting at a time). `None` when one is.
+    pub async fn create_unless_pending(&self, new: NewJob) -> Result<Option<Job>, QueueError> {
+        let pending = sqlx::query(
+            "SELECT id FROM jobs WHERE project_id = $1 AND kind = $2
+               AND status IN ('queued', 'running') LIMIT 1",
+        )
+        .bind(new.project_id.to_string())
+        .bind(&new.kind)
+        .fetch_optional(&self.pool)
+        .await?;
+        if pending.is_some() {
+            return Ok(None);
+        }
+        self.create(new).await.map(Some)
+    }
+
+    /// Notes that the broker confirmed the job's message for its current `queued` state.
+    pub async fn mark_published(&self, id: Uuid) -> Result<(), QueueError> {
+        sqlx::query("UPDATE jobs SET published_at = $2 WHERE id = $1 AND status = 'queued'")
+            .bind(id.to_string())
+            .bind(ms(now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Queued, due jobs whose message was never confirmed by the broker and that have not
+    /// changed for `older_than` (so a publish in progress is left alone): `(id, kind)`.
+    pub async fn unpublished(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, String)>, QueueError> {
+        let t = ms(now());
+        let rows = sqlx::query(
+            "SELECT id, kind FROM jobs WHERE status = 'queued' AND published_at IS NULL
+               AND run_after <= $1 AND updated_at <= $2
+             ORDER BY run_after, created_at LIMIT $3",
+        )
+        .bind(t)
+        .bind(t.saturating_sub(ms_of(older_than)))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((get_uuid(r, "id")?, r.try_get::<String, _>("kind")?)))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map_err(QueueError::from)
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod jobs;
 pub mod ops;
 pub mod previews;
 pub mod projects;
@@ -38,6 +39,7 @@ use utoipa_axum::routes;
         (name = "previews", description = "Preview sessions: static web builds opened on a phone with a short token"),
         (name = "threads", description = "Comment threads anchored to lines of a snapshot, re-anchored in later snapshots"),
         (name = "proposals", description = "Proposals: ChangeSets computed by jobs, reviewed hunk by hunk (exact and probable hunks apart), applied and reverted by clients"),
+        (name = "jobs", description = "Background jobs: request, follow, cancel"),
     )
 )]
 pub struct ApiDoc;
@@ -112,6 +114,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(proposals::proposal_patch))
         .routes(routes!(proposals::proposal_applied))
         .routes(routes!(proposals::proposal_reverted))
+        .routes(routes!(jobs::create_job, jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::cancel_job))
 }
 
 /// The client's address, for rate limiting: the peer address, or with `trust_forwarded_for`

@@ -139,6 +139,15 @@ pub async fn app(backend: &Backend) -> TestApp {
 }
 
 pub async fn app_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    app_with_services(backend, tweak, test_services().await).await
+}
+
+/// Like [`app_with`], with the services given (job registry, retry policy, …).
+pub async fn app_with_services(
+    backend: &Backend,
+    tweak: impl FnOnce(&mut Config),
+    services: Services,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
@@ -167,9 +176,7 @@ pub async fn app_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> Tes
     tweak(&mut config);
     let resolved = config.resolve().expect("valid test config");
     let (tx, rx) = watch::channel(false);
-    let state = build_state(resolved, test_services().await, rx)
-        .await
-        .expect("state");
+    let state = build_state(resolved, services, rx).await.expect("state");
     TestApp {
         backend: backend.clone(),
         router: router(state.clone()),
