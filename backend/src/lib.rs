@@ -30,10 +30,15 @@
 //!   attempts, progress, result, retry backoff; completion idempotent by job id) and the `Queue`
 //!   trait with `SqlQueue` (embedded, leased row claims) and `RabbitQueue` (RabbitMQ, job ids
 //!   only, confirms, manual acks, delay and dead-letter queues, reconnection).
+//! - [`ai`] — AI providers (`openai`-compatible, `anthropic`, `offline`) behind the
+//!   `AiProvider` trait, per-project provider settings (`GET`/`PUT …/ai-settings`, the key
+//!   write-only), prompts with a ranked repository map, and the `docs` / `explain` jobs as
+//!   plain functions.
 //! - [`metrics`] — Prometheus counters and latency histograms by route template, `/metrics`.
 //! - [`error`] — `AppError` and the one error shape `{"error":{"code","message"}}`.
 //! - [`config`] — the typed `[server]` configuration and its validation.
 
+pub mod ai;
 pub mod app;
 pub mod auth;
 pub mod authz;

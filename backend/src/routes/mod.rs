@@ -36,6 +36,7 @@ use utoipa_axum::routes;
         (name = "snapshots", description = "Manifest sync: snapshots of a project's files and their content-addressed blobs"),
         (name = "previews", description = "Preview sessions: static web builds opened on a phone with a short token"),
         (name = "threads", description = "Comment threads anchored to lines of a snapshot, re-anchored in later snapshots"),
+        (name = "ai", description = "Per-project AI provider settings (the API key is write-only)"),
     )
 )]
 pub struct ApiDoc;
@@ -103,6 +104,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(threads::get_thread, threads::update_thread))
         .routes(routes!(threads::add_comment))
         .routes(routes!(threads::edit_comment, threads::delete_comment))
+        .routes(routes!(
+            crate::ai::settings::get_ai_settings,
+            crate::ai::settings::put_ai_settings
+        ))
 }
 
 /// The client's address, for rate limiting: the peer address, or with `trust_forwarded_for`
