@@ -183,18 +183,15 @@ fn collect_fact(language: Language, node: Node<'_>, text: &str, facts: &mut Body
                 facts.throws.push((range, name));
             }
         }
-        (Language::Go, "call_expression") => {
+        (Language::Go, "call_expression")
             if node
                 .child_by_field_name("function")
-                .is_some_and(|f| node_text(f, text) == "panic")
-            {
-                facts.throws.push((range, "panic".to_owned()));
-            }
+                .is_some_and(|f| node_text(f, text) == "panic") =>
+        {
+            facts.throws.push((range, "panic".to_owned()));
         }
-        (_, "return_statement" | "return_expression") => {
-            if node.named_child_count() > 0 {
-                facts.returns.push(range);
-            }
+        (_, "return_statement" | "return_expression") if node.named_child_count() > 0 => {
+            facts.returns.push(range);
         }
         _ => {}
     }
@@ -414,7 +411,9 @@ impl Analysis {
             let found = index
                 .def_at(offset)
                 .filter(|&d| index.defs[d as usize].kind != SymbolKind::Parameter)
-                .or_else(|| enclosing_item(&index, TextRange::new(offset as usize, offset as usize)));
+                .or_else(|| {
+                    enclosing_item(&index, TextRange::new(offset as usize, offset as usize))
+                });
             let Some(d) = found else {
                 return Ok(None);
             };
@@ -500,9 +499,7 @@ impl Analysis {
                     continue;
                 }
                 callers.push(match around.and_then(|a| fi.def(a).map(|x| (a, x))) {
-                    Some((a, caller)) => {
-                        self.summary(f, caller, graph.count(&def_id(f, &fi, a)))
-                    }
+                    Some((a, caller)) => self.summary(f, caller, graph.count(&def_id(f, &fi, a))),
                     None => self.module_summary(f),
                 });
                 if callers.len() >= MAX_NEIGHBOURS * 4 {
@@ -737,7 +734,11 @@ mod tests {
             .collect();
         assert_eq!(callers, vec![("app.py", "<module>"), ("app.py", "main")]);
         // The import names `area` without calling it: not a caller, but a reference.
-        let callees: Vec<&str> = c.callees.iter().map(|s| s.qualified_name.as_str()).collect();
+        let callees: Vec<&str> = c
+            .callees
+            .iter()
+            .map(|s| s.qualified_name.as_str())
+            .collect();
         assert_eq!(callees, vec!["check"]);
         assert_eq!(c.references, 3);
         assert!(c.source.starts_with("def area("));
@@ -746,16 +747,25 @@ mod tests {
     #[test]
     fn return_types_and_errors_in_every_language() {
         assert_eq!(
-            return_type(Some(Language::Rust), "pub fn f<T>(a: T) -> Result<T, E> where T: Copy"),
+            return_type(
+                Some(Language::Rust),
+                "pub fn f<T>(a: T) -> Result<T, E> where T: Copy"
+            ),
             Some("Result<T, E>".into())
         );
         assert_eq!(return_type(Some(Language::Rust), "fn f(a: u8)"), None);
         assert_eq!(
-            return_type(Some(Language::TypeScript), "function f(a: (x: number) => void): string"),
+            return_type(
+                Some(Language::TypeScript),
+                "function f(a: (x: number) => void): string"
+            ),
             Some("string".into())
         );
         assert_eq!(
-            return_type(Some(Language::Go), "func (s *Server) Get(key string) (int, error)"),
+            return_type(
+                Some(Language::Go),
+                "func (s *Server) Get(key string) (int, error)"
+            ),
             Some("(int, error)".into())
         );
         assert_eq!(return_type(Some(Language::Go), "func Run()"), None);
@@ -782,7 +792,10 @@ mod tests {
                 .expect("a definition")
         };
         let rs = ctx("lib.rs", 1, 8);
-        assert_eq!(rs.raises, vec!["Error::Empty".to_owned(), "panic".to_owned()]);
+        assert_eq!(
+            rs.raises,
+            vec!["Error::Empty".to_owned(), "panic".to_owned()]
+        );
         assert_eq!(rs.return_type.as_deref(), Some("Result<u8, Error>"));
         let ts = ctx("a.ts", 1, 17);
         assert_eq!(ts.raises, vec!["TypeError".to_owned()]);
@@ -817,7 +830,10 @@ mod tests {
         let first_entry = map.lines().nth(1).expect("an entry");
         assert!(first_entry.contains("def helper()"), "{map}");
         assert!(map.contains("def popular()  (4 refs)"), "{map}");
-        assert!(!map.contains("def target()"), "the focus is not in its own map: {map}");
+        assert!(
+            !map.contains("def target()"),
+            "the focus is not in its own map: {map}"
+        );
         let small = a.repo_map(&graph, &focus, 10).expect("map");
         assert!(estimate_tokens(&small) <= 10, "{small}");
         assert!(small.contains("helper"), "{small}");

@@ -109,7 +109,9 @@ fn params(value: serde_json::Value) -> DocsParams {
 }
 
 async fn run(a: &Analysis, p: &DocsParams, provider: &dyn AiProvider) -> DocsOutcome {
-    docs::generate(a, p, provider, u64::MAX, |_, _, _| {}).await.unwrap()
+    docs::generate(a, p, provider, u64::MAX, |_, _, _| {})
+        .await
+        .unwrap()
 }
 
 /// Every file of the fixture after applying the outcome's change set (base hashes checked).
@@ -123,8 +125,16 @@ fn applied(f: &Fixture, outcome: &DocsOutcome) -> Vec<(String, String)> {
             "{}",
             change.path
         );
-        assert!(change.edits.iter().all(|e| e.confidence == Confidence::Exact));
-        out.push((change.path.clone(), apply_to_text(base, &change.edits).unwrap()));
+        assert!(
+            change
+                .edits
+                .iter()
+                .all(|e| e.confidence == Confidence::Exact)
+        );
+        out.push((
+            change.path.clone(),
+            apply_to_text(base, &change.edits).unwrap(),
+        ));
     }
     out
 }
@@ -141,9 +151,13 @@ fn file<'a>(files: &'a [(String, String)], path: &str) -> &'a str {
 async fn offline_docs_in_all_four_languages_at_the_right_places() {
     let (f, a) = analysis();
     let mut seen = Vec::new();
-    let outcome = docs::generate(&a, &params(json!({})), &OfflineProvider, u64::MAX, |d, t, s| {
-        seen.push((d, t, s.to_owned()))
-    })
+    let outcome = docs::generate(
+        &a,
+        &params(json!({})),
+        &OfflineProvider,
+        u64::MAX,
+        |d, t, s| seen.push((d, t, s.to_owned())),
+    )
     .await
     .unwrap();
     assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
@@ -341,7 +355,10 @@ impl AiProvider for Flaky {
                 attempts: 3,
             });
         }
-        assert!(request.user.contains(&ctx.source), "the prompt has the source");
+        assert!(
+            request.user.contains(&ctx.source),
+            "the prompt has the source"
+        );
         Ok(ChatReply {
             text: format!("```\n/// Does {} things.\n```", ctx.name),
             usage: TokenUsage {
@@ -358,9 +375,20 @@ async fn a_failing_symbol_is_reported_and_skipped() {
     let outcome = run(&a, &params(json!({"paths": ["shapes.py"]})), &Flaky).await;
     assert_eq!(outcome.failures.len(), 1);
     let failure = &outcome.failures[0];
-    assert_eq!((failure.path.as_str(), failure.symbol.as_str()), ("shapes.py", "describe"));
-    assert!(failure.error.contains("HTTP 500: boom"), "{}", failure.error);
-    let symbols: Vec<&str> = outcome.documented.iter().map(|d| d.symbol.as_str()).collect();
+    assert_eq!(
+        (failure.path.as_str(), failure.symbol.as_str()),
+        ("shapes.py", "describe")
+    );
+    assert!(
+        failure.error.contains("HTTP 500: boom"),
+        "{}",
+        failure.error
+    );
+    let symbols: Vec<&str> = outcome
+        .documented
+        .iter()
+        .map(|d| d.symbol.as_str())
+        .collect();
     assert_eq!(symbols, vec!["Shape", "Shape.__init__", "Shape.area"]);
     assert_eq!(outcome.usage.total(), 45);
     let files = applied(&f, &outcome);
@@ -377,8 +405,15 @@ async fn a_failing_symbol_is_reported_and_skipped() {
 async fn paths_and_symbols_filter_and_unknown_symbols_are_reported() {
     let (_, a) = analysis();
     let only_web = run(&a, &params(json!({"paths": ["web/"]})), &OfflineProvider).await;
-    let paths: Vec<&str> = only_web.documented.iter().map(|d| d.path.as_str()).collect();
-    assert_eq!(paths, vec!["web/geometry.ts", "web/geometry.ts", "web/main.ts"]);
+    let paths: Vec<&str> = only_web
+        .documented
+        .iter()
+        .map(|d| d.path.as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        vec!["web/geometry.ts", "web/geometry.ts", "web/main.ts"]
+    );
 
     let some = run(
         &a,
@@ -391,10 +426,17 @@ async fn paths_and_symbols_filter_and_unknown_symbols_are_reported() {
         .iter()
         .map(|d| (d.path.as_str(), d.symbol.as_str()))
         .collect();
-    assert_eq!(symbols, vec![("shapes.py", "Shape.area"), ("src/lib.rs", "parse")]);
+    assert_eq!(
+        symbols,
+        vec![("shapes.py", "Shape.area"), ("src/lib.rs", "parse")]
+    );
     assert_eq!(some.failures.len(), 1);
     assert_eq!(some.failures[0].symbol, "nope");
-    assert!(some.failures[0].error.contains("no public definition named `nope`"));
+    assert!(
+        some.failures[0]
+            .error
+            .contains("no public definition named `nope`")
+    );
 
     let both = run(
         &a,
@@ -452,7 +494,12 @@ fn answers_become_comments_in_each_convention() {
         close: "\"\"\"",
     };
     assert_eq!(
-        docs::comment_lines(Some(Language::Python), &py, "f", "Say \"\"\"hi\"\"\".\n\nMore."),
+        docs::comment_lines(
+            Some(Language::Python),
+            &py,
+            "f",
+            "Say \"\"\"hi\"\"\".\n\nMore."
+        ),
         vec!["\"\"\"Say '''hi'''.", "", "More.", "\"\"\""]
     );
     let js = hivesync_analysis::lang::DocSyntax {
@@ -461,7 +508,12 @@ fn answers_become_comments_in_each_convention() {
         close: "*/",
     };
     assert_eq!(
-        docs::comment_lines(Some(Language::TypeScript), &js, "f", "Ends a */ comment.\n@returns x"),
+        docs::comment_lines(
+            Some(Language::TypeScript),
+            &js,
+            "f",
+            "Ends a */ comment.\n@returns x"
+        ),
         vec!["/**", " * Ends a *\\/ comment.", " * @returns x", " */"]
     );
     let go = hivesync_analysis::lang::DocSyntax {
@@ -474,14 +526,23 @@ fn answers_become_comments_in_each_convention() {
         vec!["// Add returns the sum."]
     );
     assert_eq!(docs::clean_answer("\"\"\"\nText.\n\"\"\""), "Text.");
-    assert_eq!(docs::clean_answer("/// One.\n///\n/// Two."), "One.\n\nTwo.");
+    assert_eq!(
+        docs::clean_answer("/// One.\n///\n/// Two."),
+        "One.\n\nTwo."
+    );
     assert_eq!(docs::clean_answer("# Errors\n\nNone."), "# Errors\n\nNone.");
 }
 
 #[tokio::test]
 async fn explain_answers_from_the_enclosing_definition() {
     let (f, a) = analysis();
-    let code = f.text("shapes.py").unwrap().lines().nth(7).unwrap().to_owned();
+    let code = f
+        .text("shapes.py")
+        .unwrap()
+        .lines()
+        .nth(7)
+        .unwrap()
+        .to_owned();
     let input = explain::input(&a, "shapes.py", 8, 8, &code, "Why raise here?").unwrap();
     let ctx = input.enclosing.as_ref().unwrap();
     assert_eq!(ctx.qualified_name, "Shape.area");
@@ -489,7 +550,10 @@ async fn explain_answers_from_the_enclosing_definition() {
     assert!(request.user.contains("Why raise here?"));
     assert!(request.user.contains("raise ValueError"));
     let reply = explain::reply(&input, &OfflineProvider).await.unwrap();
-    assert!(reply.starts_with("Line 8 of `shapes.py` is part of the method `Shape.area`"), "{reply}");
+    assert!(
+        reply.starts_with("Line 8 of `shapes.py` is part of the method `Shape.area`"),
+        "{reply}"
+    );
     assert!(reply.contains("It can raise `ValueError`."), "{reply}");
     assert!(reply.contains("It uses `Shape.w` (shapes.py)"), "{reply}");
 

@@ -82,9 +82,7 @@ async fn handle(
     }
     let mut response = (StatusCode::from_u16(a.status).unwrap(), a.body).into_response();
     for (name, value) in a.headers {
-        response
-            .headers_mut()
-            .insert(name, value.parse().unwrap());
+        response.headers_mut().insert(name, value.parse().unwrap());
     }
     response
 }
@@ -173,7 +171,10 @@ async fn openai_success_sends_the_chat_request_and_reads_text_and_usage() {
     let (base, script) = server(vec![openai_ok("Adds two numbers.")], None).await;
     let reply = openai(&base).await.complete(&request()).await.unwrap();
     assert_eq!(reply.text, "Adds two numbers.");
-    assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (12, 5));
+    assert_eq!(
+        (reply.usage.input_tokens, reply.usage.output_tokens),
+        (12, 5)
+    );
     let seen = script.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path, "/v1/chat/completions");
@@ -215,7 +216,10 @@ async fn openai_malformed_replies_are_clear_errors() {
     let (base, _) = server(
         vec![
             answer(200, json!({"choices": []})),
-            answer(200, json!({"choices": [{"message": {"role": "assistant"}}]})),
+            answer(
+                200,
+                json!({"choices": [{"message": {"role": "assistant"}}]}),
+            ),
             not_json,
         ],
         None,
@@ -255,7 +259,10 @@ async fn retry_after_as_an_http_date_and_too_long_waits() {
         ..answer(503, json!({"error": {"message": "busy"}}))
     };
     let (base, script) = server(vec![limited, openai_ok("ok")], None).await;
-    assert_eq!(openai(&base).await.complete(&request()).await.unwrap().text, "ok");
+    assert_eq!(
+        openai(&base).await.complete(&request()).await.unwrap().text,
+        "ok"
+    );
     assert_eq!(script.seen().len(), 2);
 
     let far = Answer {
@@ -274,7 +281,11 @@ async fn server_errors_are_retried_until_the_retries_run_out() {
     let failing = answer(503, json!({"error": {"message": "upstream overloaded"}}));
     let (base, script) = server(Vec::new(), Some(failing)).await;
     let e = openai(&base).await.complete(&request()).await.unwrap_err();
-    assert_eq!(script.seen().len(), 3, "one attempt and max_retries = 2 retries");
+    assert_eq!(
+        script.seen().len(),
+        3,
+        "one attempt and max_retries = 2 retries"
+    );
     match &e {
         AiError::Http {
             status, attempts, ..
@@ -345,7 +356,10 @@ async fn anthropic_success_uses_the_messages_api() {
     let (base, script) = server(vec![anthropic_ok("Parses the config.")], None).await;
     let reply = anthropic(&base).await.complete(&request()).await.unwrap();
     assert_eq!(reply.text, "Parses the config.");
-    assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (20, 8));
+    assert_eq!(
+        (reply.usage.input_tokens, reply.usage.output_tokens),
+        (20, 8)
+    );
     let seen = script.seen();
     assert_eq!(seen[0].path, "/v1/messages");
     assert_eq!(seen[0].headers["x-api-key"].to_str().unwrap(), KEY);
@@ -386,7 +400,10 @@ async fn anthropic_malformed_overloaded_and_errors() {
     let e = p.complete(&request()).await.unwrap_err();
     assert!(matches!(e, AiError::Malformed { .. }), "{e}");
     assert!(e.to_string().contains("no text content"), "{e}");
-    assert_eq!(p.complete(&request()).await.unwrap().text, "After the overload.");
+    assert_eq!(
+        p.complete(&request()).await.unwrap().text,
+        "After the overload."
+    );
     let e = p.complete(&request()).await.unwrap_err();
     assert!(matches!(e, AiError::Http { status: 400, .. }), "{e}");
     assert!(e.to_string().contains("max_tokens too large"), "{e}");

@@ -72,7 +72,12 @@ async fn settings_round_trip_with_a_write_only_key() {
         assert_eq!(r.body["has_api_key"], true);
         assert_eq!(r.body["token_budget"], 5000);
         let r = app
-            .call(Method::PUT, &url, Some(&maintainer), Some(json!({"provider": "offline"})))
+            .call(
+                Method::PUT,
+                &url,
+                Some(&maintainer),
+                Some(json!({"provider": "offline"})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
 
@@ -142,8 +147,14 @@ async fn bad_settings_are_refused_naming_the_field() {
                 json!({"provider": "offline", "timeout_seconds": 0}),
                 "`timeout_seconds`",
             ),
-            (json!({"provider": "offline", "max_retries": 99}), "`max_retries`"),
-            (json!({"provider": "offline", "token_budget": 0}), "`token_budget`"),
+            (
+                json!({"provider": "offline", "max_retries": 99}),
+                "`max_retries`",
+            ),
+            (
+                json!({"provider": "offline", "token_budget": 0}),
+                "`token_budget`",
+            ),
             (json!({"provider": "offline", "colour": "red"}), "colour"),
         ];
         for (body, needle) in cases {

@@ -99,7 +99,15 @@ impl AiProvider for AnthropicProvider {
             ("x-api-key", key),
             ("anthropic-version", API_VERSION.to_owned()),
         ];
-        let answer = post_json(NAME, &self.client, &self.settings, &self.url, &headers, &body).await?;
+        let answer = post_json(
+            NAME,
+            &self.client,
+            &self.settings,
+            &self.url,
+            &headers,
+            &body,
+        )
+        .await?;
         parse_reply(&answer)
     }
 }

@@ -122,12 +122,18 @@ fn path_matches(filters: &[String], path: &str) -> bool {
     filters.is_empty()
         || filters.iter().any(|f| {
             let f = f.trim_end_matches('/');
-            path == f || path.strip_prefix(f).is_some_and(|rest| rest.starts_with('/'))
+            path == f
+                || path
+                    .strip_prefix(f)
+                    .is_some_and(|rest| rest.starts_with('/'))
         })
 }
 
 fn symbol_matches(filters: &[String], gap: &DocGap) -> bool {
-    filters.is_empty() || filters.iter().any(|s| *s == gap.qualified_name || *s == gap.name)
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|s| *s == gap.qualified_name || *s == gap.name)
 }
 
 /// Gaps, contexts and prompts for a `docs` job (synchronous engine work).
@@ -140,7 +146,11 @@ pub fn plan(analysis: &Analysis, params: &DocsParams) -> Result<DocsPlan, Analys
     let mut failures: Vec<DocFailure> = params
         .symbols
         .iter()
-        .filter(|s| !gaps.iter().any(|g| g.qualified_name == **s || g.name == **s))
+        .filter(|s| {
+            !gaps
+                .iter()
+                .any(|g| g.qualified_name == **s || g.name == **s)
+        })
         .map(|s| DocFailure {
             symbol: s.clone(),
             path: String::new(),
@@ -177,7 +187,11 @@ pub fn plan(analysis: &Analysis, params: &DocsParams) -> Result<DocsPlan, Analys
             });
             continue;
         }
-        last_insert = Some((gap.path.clone(), gap.insert_offset, gap.qualified_name.clone()));
+        last_insert = Some((
+            gap.path.clone(),
+            gap.insert_offset,
+            gap.qualified_name.clone(),
+        ));
         let pos = FilePosition {
             path: gap.path.clone(),
             line: gap.line,
@@ -288,10 +302,7 @@ pub async fn run(
     let n = documented.len();
     DocsOutcome {
         changeset: ChangeSet {
-            title: format!(
-                "Document {n} definition{}",
-                if n == 1 { "" } else { "s" }
-            ),
+            title: format!("Document {n} definition{}", if n == 1 { "" } else { "s" }),
             files,
         },
         documented,
@@ -359,7 +370,12 @@ pub fn clean_answer(answer: &str) -> String {
 }
 
 /// The doc comment's lines (markers included, no indentation) for `text`.
-pub fn comment_lines(language: Option<Language>, syntax: &DocSyntax, name: &str, text: &str) -> Vec<String> {
+pub fn comment_lines(
+    language: Option<Language>,
+    syntax: &DocSyntax,
+    name: &str,
+    text: &str,
+) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
     match language {
         Some(Language::Python) => {
@@ -443,9 +459,17 @@ pub fn render(task: &DocTask, answer: &str) -> Result<TextEdit, String> {
     } else if python {
         // `def f(): pass`: the docstring and the statement each get a line of the body.
         let indent = format!("{}    ", task.line_indent);
-        (insert - task.trailing_ws, indent.clone(), format!("\n{indent}"))
+        (
+            insert - task.trailing_ws,
+            indent.clone(),
+            format!("\n{indent}"),
+        )
     } else {
-        (insert, task.line_indent.clone(), format!("\n{}", task.line_indent))
+        (
+            insert,
+            task.line_indent.clone(),
+            format!("\n{}", task.line_indent),
+        )
     };
     let mut new_text = lead;
     for (i, l) in lines.iter().enumerate() {

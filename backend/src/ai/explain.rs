@@ -95,7 +95,10 @@ pub fn request(input: &ExplainInput) -> ChatRequest {
         clip(&input.code, 1024).trim_end()
     );
     if !input.question.trim().is_empty() {
-        user.push_str(&format!("The thread so far:\n{}\n\n", clip(&input.question, 512).trim_end()));
+        user.push_str(&format!(
+            "The thread so far:\n{}\n\n",
+            clip(&input.question, 512).trim_end()
+        ));
     }
     if let Some(ctx) = &input.enclosing {
         user.push_str(&format!(

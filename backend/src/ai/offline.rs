@@ -142,7 +142,9 @@ pub fn document(ctx: &DefinitionContext) -> String {
                 }
                 blocks.push(b);
             }
-            if callable && (ctx.return_type.as_deref().is_some_and(|r| r != "None") || ctx.returns_value) {
+            if callable
+                && (ctx.return_type.as_deref().is_some_and(|r| r != "None") || ctx.returns_value)
+            {
                 let ty = ctx.return_type.clone().unwrap_or_else(|| "object".into());
                 blocks.push(format!("Returns:\n    {ty}: The result."));
             }
@@ -161,7 +163,10 @@ pub fn document(ctx: &DefinitionContext) -> String {
             let errors: Vec<&String> = ctx.raises.iter().filter(|r| *r != "panic").collect();
             if !errors.is_empty() {
                 let list: Vec<String> = errors.iter().map(|e| format!("`{e}`")).collect();
-                blocks.push(format!("# Errors\n\nReturns {} on failure.", list.join(", ")));
+                blocks.push(format!(
+                    "# Errors\n\nReturns {} on failure.",
+                    list.join(", ")
+                ));
             }
             if ctx.raises.iter().any(|r| r == "panic") {
                 blocks.push("# Panics\n\nPanics on some inputs (the body calls `panic!`).".into());
@@ -169,7 +174,11 @@ pub fn document(ctx: &DefinitionContext) -> String {
         }
         Some(Language::Go) => {
             let mut s = if callable {
-                let params: Vec<String> = ctx.parameters.iter().map(|p| p.declaration.clone()).collect();
+                let params: Vec<String> = ctx
+                    .parameters
+                    .iter()
+                    .map(|p| p.declaration.clone())
+                    .collect();
                 let takes = if params.is_empty() {
                     "takes no arguments".to_owned()
                 } else {
@@ -223,11 +232,16 @@ pub fn explain(input: &ExplainInput) -> String {
     let (lines, verb) = if input.start_line == input.end_line {
         (format!("Line {}", input.start_line), "is")
     } else {
-        (format!("Lines {}–{}", input.start_line, input.end_line), "are")
+        (
+            format!("Lines {}–{}", input.start_line, input.end_line),
+            "are",
+        )
     };
     let mut out = format!("{lines} of `{}`", input.path);
     let Some(ctx) = &input.enclosing else {
-        out.push_str(&format!(" {verb} top-level code (not inside a function or type)."));
+        out.push_str(&format!(
+            " {verb} top-level code (not inside a function or type)."
+        ));
         return out;
     };
     out.push_str(&format!(
@@ -241,7 +255,11 @@ pub fn explain(input: &ExplainInput) -> String {
     }
     let mut facts: Vec<String> = Vec::new();
     if !ctx.parameters.is_empty() {
-        let names: Vec<String> = ctx.parameters.iter().map(|p| format!("`{}`", p.name)).collect();
+        let names: Vec<String> = ctx
+            .parameters
+            .iter()
+            .map(|p| format!("`{}`", p.name))
+            .collect();
         facts.push(format!("It takes {}.", names.join(", ")));
     }
     if let Some(r) = &ctx.return_type {

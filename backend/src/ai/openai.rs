@@ -100,7 +100,15 @@ impl AiProvider for OpenAiProvider {
         if let Some(key) = self.settings.api_key.as_ref().filter(|k| !k.is_empty()) {
             headers.push(("authorization", format!("Bearer {}", key.expose())));
         }
-        let answer = post_json(NAME, &self.client, &self.settings, &self.url, &headers, &body).await?;
+        let answer = post_json(
+            NAME,
+            &self.client,
+            &self.settings,
+            &self.url,
+            &headers,
+            &body,
+        )
+        .await?;
         parse_reply(&answer)
     }
 }

@@ -107,7 +107,10 @@ pub fn doc_request(ctx: &DefinitionContext, repo_map: &str) -> ChatRequest {
         clip(&ctx.source, SOURCE_TOKENS).trim_end()
     ));
     if !ctx.raises.is_empty() {
-        user.push_str(&format!("Errors raised in the body: {}\n\n", ctx.raises.join(", ")));
+        user.push_str(&format!(
+            "Errors raised in the body: {}\n\n",
+            ctx.raises.join(", ")
+        ));
     }
     neighbour_lines(&mut user, "Called from:", &ctx.callers);
     neighbour_lines(&mut user, "Uses:", &ctx.callees);

@@ -111,10 +111,7 @@ impl AiSettingsStore for SqlStore {
 }
 
 /// The project's provider settings (the offline provider when none are stored).
-pub async fn load(
-    store: &dyn AiSettingsStore,
-    project_id: Uuid,
-) -> StoreResult<ProviderSettings> {
+pub async fn load(store: &dyn AiSettingsStore, project_id: Uuid) -> StoreResult<ProviderSettings> {
     Ok(store
         .ai_settings(project_id)
         .await?
