@@ -18,7 +18,6 @@ use crate::resolve::{DefId, DefKey, Target, def_id, file_resolution};
 use hivesync_protocol::Language;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tree_sitter::Node;
 
@@ -85,6 +84,8 @@ pub struct DefinitionContext {
 pub struct SymbolGraph {
     incoming: HashMap<DefId, Vec<(SourceFile, RefIdx)>>,
     top: Vec<DefSummary>,
+    /// Documentable items per file with their reference counts, computed on first use.
+    items: std::sync::Mutex<HashMap<SourceFile, Arc<Vec<DefSummary>>>>,
 }
 
 impl SymbolGraph {
@@ -313,7 +314,7 @@ impl Analysis {
     /// Exact references per definition over the whole project (one pass over every file's
     /// resolution; warm the snapshot first on big projects).
     pub fn symbol_graph(&self) -> Result<SymbolGraph, AnalysisError> {
-        self.catch_context(|| {
+        self.catch(|| {
             let db = self.db();
             let mut incoming: HashMap<DefId, Vec<(SourceFile, RefIdx)>> = HashMap::new();
             for f in self.workspace_files() {
@@ -339,6 +340,7 @@ impl Analysis {
             let mut graph = SymbolGraph {
                 incoming: HashMap::new(),
                 top: Vec::new(),
+                items: std::sync::Mutex::default(),
             };
             let top: Vec<DefSummary> = ranked
                 .iter()
@@ -376,6 +378,31 @@ impl Analysis {
         }
     }
 
+    /// The documentable items of `file` visible to other files, with reference counts.
+    fn file_items(&self, graph: &SymbolGraph, file: SourceFile) -> Arc<Vec<DefSummary>> {
+        let cached = graph.items.lock().ok().and_then(|m| m.get(&file).cloned());
+        if let Some(items) = cached {
+            return items;
+        }
+        let index = file_index(self.db(), file);
+        let items: Arc<Vec<DefSummary>> = Arc::new(
+            index
+                .defs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.key.is_some() && d.kind.wants_doc())
+                .map(|(i, d)| {
+                    let n = graph.count(&def_id(file, &index, i as DefIdx));
+                    self.summary(file, d, n)
+                })
+                .collect(),
+        );
+        if let Ok(mut m) = graph.items.lock() {
+            m.insert(file, items.clone());
+        }
+        items
+    }
+
     fn module_summary(&self, file: SourceFile) -> DefSummary {
         DefSummary {
             path: file.path(self.db()).to_string(),
@@ -394,7 +421,7 @@ impl Analysis {
         graph: &SymbolGraph,
         pos: &FilePosition,
     ) -> Result<Option<DefinitionContext>, AnalysisError> {
-        self.catch_context(|| {
+        self.catch(|| {
             let db = self.db();
             let file = self
                 .file(&pos.path)
@@ -579,8 +606,7 @@ impl Analysis {
         focus: &DefinitionContext,
         budget_tokens: usize,
     ) -> Result<String, AnalysisError> {
-        self.catch_context(|| {
-            let db = self.db();
+        self.catch(|| {
             let log = |n: usize| (n as f64 + 1.0).log2();
             let mut scored: Vec<(f64, DefSummary)> = Vec::new();
             let mut seen: HashSet<(String, String)> = HashSet::new();
@@ -601,13 +627,8 @@ impl Analysis {
                 push(80.0 + log(s.references), s, &mut scored);
             }
             if let Some(file) = self.file(&focus.path) {
-                let index = file_index(db, file);
-                for (i, d) in index.defs.iter().enumerate() {
-                    if d.key.is_none() || !d.kind.wants_doc() {
-                        continue;
-                    }
-                    let n = graph.count(&def_id(file, &index, i as DefIdx));
-                    push(40.0 + log(n), &self.summary(file, d, n), &mut scored);
+                for s in self.file_items(graph, file).iter() {
+                    push(40.0 + log(s.references), s, &mut scored);
                 }
             }
             for s in &graph.top {
@@ -655,16 +676,6 @@ impl Analysis {
             }
             Ok(out)
         })
-    }
-
-    fn catch_context<T>(
-        &self,
-        f: impl FnOnce() -> Result<T, AnalysisError>,
-    ) -> Result<T, AnalysisError> {
-        match salsa::Cancelled::catch(AssertUnwindSafe(f)) {
-            Ok(r) => r,
-            Err(_) => Err(AnalysisError::Cancelled),
-        }
     }
 }
 

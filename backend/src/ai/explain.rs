@@ -131,20 +131,12 @@ pub fn request(input: &ExplainInput) -> ChatRequest {
 /// The AI comment's body (Markdown) for the anchored code.
 pub async fn reply(input: &ExplainInput, provider: &dyn AiProvider) -> Result<String, AiError> {
     let answer = provider.complete(&request(input)).await?;
-    let mut text = answer.text.trim().to_owned();
+    let text = answer.text.trim().to_owned();
     if text.is_empty() {
         return Err(AiError::Malformed {
             provider: provider.name(),
             message: "the answer is empty".into(),
         });
     }
-    if text.len() > MAX_REPLY {
-        let mut cut = MAX_REPLY;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    Ok(text)
+    Ok(super::http::truncate(text, MAX_REPLY))
 }

@@ -3,7 +3,7 @@
 //! failures are retried up to `max_retries` times, waiting what `Retry-After` asks — seconds
 //! or an HTTP date — or an exponential backoff), and error texts scrubbed of the API key.
 
-use super::{AiError, ProviderSettings};
+use super::{AiError, ProviderSettings, TokenUsage};
 use std::time::{Duration, SystemTime};
 
 /// Longest provider error message kept in an [`AiError`].
@@ -33,21 +33,93 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary), with `…` when cut.
+pub fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 /// `text` with every occurrence of the key replaced, cut to a readable length.
 pub fn scrub(text: &str, settings: &ProviderSettings) -> String {
     let mut out = text.to_owned();
     if let Some(key) = settings.api_key.as_ref().filter(|k| k.expose().len() >= 4) {
         out = out.replace(key.expose(), "[redacted]");
     }
-    if out.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-        out.push('…');
+    truncate(out, MAX_MESSAGE)
+}
+
+/// An HTTP provider's endpoint: settings, client, URL and model, checked once.
+pub struct Endpoint {
+    pub provider: &'static str,
+    pub settings: ProviderSettings,
+    pub client: reqwest::Client,
+    pub url: String,
+    pub model: String,
+}
+
+impl Endpoint {
+    /// Checks the settings (a model, an http(s) base URL); `path` turns the base URL into the
+    /// endpoint's URL.
+    pub fn new(
+        provider: &'static str,
+        settings: ProviderSettings,
+        path: impl FnOnce(&str) -> String,
+    ) -> Result<Endpoint, AiError> {
+        let model = settings
+            .model
+            .clone()
+            .filter(|m| !m.trim().is_empty())
+            .ok_or_else(|| AiError::Config(format!("the {provider} provider needs a model")))?;
+        let url = path(&base_url(&settings)?);
+        Ok(Endpoint {
+            provider,
+            client: client(&settings)?,
+            settings,
+            url,
+            model,
+        })
     }
-    out
+
+    /// POSTs the request body with retries; the answer's JSON.
+    pub async fn post(
+        &self,
+        headers: &[(&str, String)],
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, AiError> {
+        post_json(
+            self.provider,
+            &self.client,
+            &self.settings,
+            &self.url,
+            headers,
+            body,
+        )
+        .await
+    }
+}
+
+/// An answer HiveSync cannot read.
+pub fn malformed(provider: &'static str, message: impl Into<String>) -> AiError {
+    AiError::Malformed {
+        provider,
+        message: message.into(),
+    }
+}
+
+/// Token counts at two JSON pointers of an answer (0 when absent).
+pub fn usage(body: &serde_json::Value, input: &str, output: &str) -> TokenUsage {
+    let count = |k: &str| body.pointer(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    TokenUsage {
+        input_tokens: count(input),
+        output_tokens: count(output),
+    }
 }
 
 /// The provider's own error message from an error body (`{"error":{"message"}}`, used by

@@ -3,18 +3,15 @@
 //! in a version segment (`…/v1`), else `POST {base}/v1/chat/completions`; `Authorization:
 //! Bearer` when a key is set (local servers need none).
 
-use super::http::{base_url, client, post_json};
-use super::{AiError, AiProvider, ChatReply, ChatRequest, ProviderSettings, TokenUsage};
+use super::http::{Endpoint, malformed, usage};
+use super::{AiError, AiProvider, ChatReply, ChatRequest, ProviderSettings};
 use async_trait::async_trait;
 use serde_json::json;
 
 const NAME: &str = "openai";
 
 pub struct OpenAiProvider {
-    settings: ProviderSettings,
-    client: reqwest::Client,
-    url: String,
-    model: String,
+    endpoint: Endpoint,
 }
 
 /// The chat-completions URL for a base URL.
@@ -36,25 +33,9 @@ pub fn endpoint(base: &str) -> String {
 
 impl OpenAiProvider {
     pub fn new(settings: ProviderSettings) -> Result<OpenAiProvider, AiError> {
-        let model = settings
-            .model
-            .clone()
-            .filter(|m| !m.trim().is_empty())
-            .ok_or_else(|| AiError::Config("the openai provider needs a model".into()))?;
-        let url = endpoint(&base_url(&settings)?);
         Ok(OpenAiProvider {
-            client: client(&settings)?,
-            settings,
-            url,
-            model,
+            endpoint: Endpoint::new(NAME, settings, endpoint)?,
         })
-    }
-}
-
-fn malformed(message: impl Into<String>) -> AiError {
-    AiError::Malformed {
-        provider: NAME,
-        message: message.into(),
     }
 }
 
@@ -64,18 +45,14 @@ pub fn parse_reply(body: &serde_json::Value) -> Result<ChatReply, AiError> {
         .get("choices")
         .and_then(|c| c.as_array())
         .and_then(|c| c.first())
-        .ok_or_else(|| malformed("no `choices` in the answer"))?;
+        .ok_or_else(|| malformed(NAME, "no `choices` in the answer"))?;
     let text = choice
         .pointer("/message/content")
         .and_then(|c| c.as_str())
-        .ok_or_else(|| malformed("the first choice has no `message.content` text"))?;
-    let count = |k: &str| body.pointer(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        .ok_or_else(|| malformed(NAME, "the first choice has no `message.content` text"))?;
     Ok(ChatReply {
         text: text.to_owned(),
-        usage: TokenUsage {
-            input_tokens: count("/usage/prompt_tokens"),
-            output_tokens: count("/usage/completion_tokens"),
-        },
+        usage: usage(body, "/usage/prompt_tokens", "/usage/completion_tokens"),
     })
 }
 
@@ -87,7 +64,7 @@ impl AiProvider for OpenAiProvider {
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatReply, AiError> {
         let body = json!({
-            "model": self.model,
+            "model": self.endpoint.model,
             "messages": [
                 {"role": "system", "content": request.system},
                 {"role": "user", "content": request.user},
@@ -97,18 +74,11 @@ impl AiProvider for OpenAiProvider {
             "stream": false,
         });
         let mut headers = Vec::new();
-        if let Some(key) = self.settings.api_key.as_ref().filter(|k| !k.is_empty()) {
+        let key = self.endpoint.settings.api_key.as_ref();
+        if let Some(key) = key.filter(|k| !k.is_empty()) {
             headers.push(("authorization", format!("Bearer {}", key.expose())));
         }
-        let answer = post_json(
-            NAME,
-            &self.client,
-            &self.settings,
-            &self.url,
-            &headers,
-            &body,
-        )
-        .await?;
+        let answer = self.endpoint.post(&headers, &body).await?;
         parse_reply(&answer)
     }
 }
