@@ -99,7 +99,7 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn parse(language: Language, text: &str) -> Option<tree_sitter::Tree> {
+pub(crate) fn parse(language: Language, text: &str) -> Option<tree_sitter::Tree> {
     let grammar: tree_sitter::Language = match language {
         Language::Python => tree_sitter_python::LANGUAGE.into(),
         Language::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
@@ -192,7 +192,7 @@ fn call_site(node: Node<'_>, text: &str) -> Option<CallSite> {
 }
 
 /// The parameters of a function definition, in order.
-fn parameters(index: &FileIndex, d: DefIdx) -> Vec<&Def> {
+pub(crate) fn parameters(index: &FileIndex, d: DefIdx) -> Vec<&Def> {
     let Some(def) = index.def(d) else {
         return Vec::new();
     };

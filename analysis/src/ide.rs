@@ -192,7 +192,10 @@ impl Analysis {
         Analysis { db, files }
     }
 
-    fn catch<T>(&self, f: impl FnOnce() -> Result<T, AnalysisError>) -> Result<T, AnalysisError> {
+    pub(crate) fn catch<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, AnalysisError>,
+    ) -> Result<T, AnalysisError> {
         match salsa::Cancelled::catch(AssertUnwindSafe(f)) {
             Ok(r) => r,
             Err(_) => Err(AnalysisError::Cancelled),

@@ -7,9 +7,11 @@
 //! [`lang`] has one module per language (start there to add one); [`model`] is the
 //! language-neutral per-file data; [`resolve`] links references to definitions across files;
 //! [`ide`] answers queries on an [`Analysis`] snapshot; `rename` plans renames as
-//! `ChangeSet`s; [`fixture`] parses the multi-file test fixtures every language's tests use.
+//! `ChangeSet`s; [`context`] gathers what documentation and explanations need (callers,
+//! callees, thrown errors, a ranked repository map); [`fixture`] parses the multi-file test fixtures every language's tests use.
 
 pub mod changeset;
+pub mod context;
 pub mod db;
 pub mod editor;
 pub mod fixture;

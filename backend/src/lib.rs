@@ -37,10 +37,15 @@
 //!   worker loop (claims with a concurrency limit, heartbeats, ack/retry/give up, events
 //!   `job.*`, graceful stop), the broker sweeper and the cleanup schedule; `worker::kinds`
 //!   holds the built-in kinds (`preview_cleanup`, `repo_sync`).
+//! - [`ai`] — AI providers (`openai`-compatible, `anthropic`, `offline`) behind the
+//!   `AiProvider` trait, per-project provider settings (`GET`/`PUT …/ai-settings`, the key
+//!   write-only), prompts with a ranked repository map, and the `docs` / `explain` jobs as
+//!   plain functions.
 //! - [`metrics`] — Prometheus counters and latency histograms by route template, `/metrics`.
 //! - [`error`] — `AppError` and the one error shape `{"error":{"code","message"}}`.
 //! - [`config`] — the typed `[server]` configuration and its validation.
 
+pub mod ai;
 pub mod app;
 pub mod auth;
 pub mod authz;

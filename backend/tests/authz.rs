@@ -410,6 +410,20 @@ fn routes() -> Vec<Case> {
             200,
             none,
         ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/ai-settings",
+            Project(Maintainer),
+            200,
+            none,
+        ),
+        c(
+            Method::PUT,
+            "/api/v1/projects/{project_id}/ai-settings",
+            Project(Owner),
+            200,
+            |_| Some(json!({"provider": "offline"})),
+        ),
     ]
 }
 

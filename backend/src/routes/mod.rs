@@ -40,6 +40,7 @@ use utoipa_axum::routes;
         (name = "threads", description = "Comment threads anchored to lines of a snapshot, re-anchored in later snapshots"),
         (name = "proposals", description = "Proposals: ChangeSets computed by jobs, reviewed hunk by hunk (exact and probable hunks apart), applied and reverted by clients"),
         (name = "jobs", description = "Background jobs: request, follow, cancel"),
+        (name = "ai", description = "Per-project AI provider settings (the API key is write-only)"),
     )
 )]
 pub struct ApiDoc;
@@ -117,6 +118,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::create_job, jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))
+        .routes(routes!(
+            crate::ai::settings::get_ai_settings,
+            crate::ai::settings::put_ai_settings
+        ))
 }
 
 /// The client's address, for rate limiting: the peer address, or with `trust_forwarded_for`

@@ -34,7 +34,7 @@ pub struct UpdateProjectRequest {
 }
 
 /// Distinguishes an explicit `null` (`Some(None)`) from an absent field (`None`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
