@@ -608,31 +608,28 @@ impl Analysis {
     ) -> Result<String, AnalysisError> {
         self.catch(|| {
             let log = |n: usize| (n as f64 + 1.0).log2();
-            let mut scored: Vec<(f64, DefSummary)> = Vec::new();
-            let mut seen: HashSet<(String, String)> = HashSet::new();
-            let mut push = |score: f64, s: &DefSummary, scored: &mut Vec<(f64, DefSummary)>| {
-                if s.kind == SymbolKind::Module
-                    || (s.path == focus.path && s.qualified_name == focus.qualified_name)
-                {
-                    return;
-                }
-                if seen.insert((s.path.clone(), s.qualified_name.clone())) {
-                    scored.push((score, s.clone()));
-                }
+            let items = match self.file(&focus.path) {
+                Some(file) => self.file_items(graph, file),
+                None => Arc::new(Vec::new()),
             };
-            for s in &focus.callees {
-                push(100.0 + log(s.references), s, &mut scored);
-            }
-            for s in &focus.callers {
-                push(80.0 + log(s.references), s, &mut scored);
-            }
-            if let Some(file) = self.file(&focus.path) {
-                for s in self.file_items(graph, file).iter() {
-                    push(40.0 + log(s.references), s, &mut scored);
+            let groups: [(f64, &[DefSummary]); 4] = [
+                (100.0, &focus.callees),
+                (80.0, &focus.callers),
+                (40.0, &items),
+                (0.0, &graph.top),
+            ];
+            let mut scored: Vec<(f64, &DefSummary)> = Vec::new();
+            let mut seen: HashSet<(&str, &str)> = HashSet::new();
+            for (base, list) in groups {
+                for s in list {
+                    let is_focus = s.path == focus.path && s.qualified_name == focus.qualified_name;
+                    if s.kind == SymbolKind::Module || is_focus {
+                        continue;
+                    }
+                    if seen.insert((&s.path, &s.qualified_name)) {
+                        scored.push((base + log(s.references), s));
+                    }
                 }
-            }
-            for s in &graph.top {
-                push(log(s.references), s, &mut scored);
             }
             scored.sort_by(|a, b| {
                 b.0.total_cmp(&a.0)
@@ -643,6 +640,10 @@ impl Analysis {
             let mut files: Vec<(String, Vec<String>)> = Vec::new();
             let mut used = 0usize;
             for (_, s) in scored {
+                // No entry fits in what is left.
+                if used + 16 > budget_chars {
+                    break;
+                }
                 let sig = s
                     .signature
                     .clone()
