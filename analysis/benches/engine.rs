@@ -6,10 +6,16 @@
 //! ```
 //!
 //! Without `HIVESYNC_BENCH_ROOT` it generates a synthetic Python project (200 modules) in a
-//! temporary directory, so the benchmark always runs.
+//! temporary directory, so the benchmark always runs. With `HIVESYNC_BENCH_LINES=N` it
+//! generates a multi-language workspace of about N lines (see `generate.rs`) in a temporary
+//! directory (under `HIVESYNC_BENCH_ROOT` when set) and measures that:
+//!
+//! ```sh
+//! HIVESYNC_BENCH_LINES=1000000 cargo bench -p hivesync-analysis --bench engine
+//! ```
 
 use hivesync_analysis::db::file_index;
-use hivesync_analysis::model::LineIndex;
+use hivesync_analysis::model::{LineIndex, SymbolKind};
 use hivesync_analysis::resolve::{DefKey, def_index, file_resolution};
 use hivesync_analysis::{AnalysisHost, FilePosition};
 use hivesync_protocol::Language;
@@ -17,27 +23,45 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod generate;
+
 fn main() {
-    let (root, _guard) = match std::env::var_os("HIVESYNC_BENCH_ROOT") {
-        Some(r) => (PathBuf::from(r), None),
-        None => {
-            let dir = tempfile::tempdir().expect("tempdir");
-            generate(dir.path(), 200);
+    let lines: Option<usize> = std::env::var("HIVESYNC_BENCH_LINES")
+        .ok()
+        .and_then(|l| l.parse().ok());
+    let (root, _guard) = match (std::env::var_os("HIVESYNC_BENCH_ROOT"), lines) {
+        (Some(r), None) => (PathBuf::from(r), None),
+        (root, lines) => {
+            let dir = match root {
+                Some(r) => tempfile::tempdir_in(r),
+                None => tempfile::tempdir(),
+            }
+            .expect("tempdir");
+            match lines {
+                Some(lines) => {
+                    let (files, written) = generate::generate(dir.path(), lines).expect("generate");
+                    println!("generated {files} files, {written} lines");
+                }
+                None => generate_python(dir.path(), 200),
+            }
             (dir.path().to_path_buf(), Some(dir))
         }
     };
     println!("root: {}", root.display());
 
     let started = Instant::now();
+    let cpu_started = cpu_ms();
     let (mut host, report) = AnalysisHost::load_dir(&root).expect("load");
     let analysis = host.snapshot();
     let (index, resolve) = analysis.warm().expect("warm");
     let stats = analysis.stats().expect("stats");
     let cold = started.elapsed();
+    let cold_cpu = cpu_ms() - cpu_started;
     drop(analysis);
     println!(
-        "cold: {:.1} ms (read {:.1}, index {:.1}, resolve {:.1}); files {:?}; definitions {}; references {:?}",
+        "cold: {:.1} ms wall, {cold_cpu:.0} ms CPU (user+sys), peak memory {} MB (read {:.1}, index {:.1}, resolve {:.1}); files {:?}; definitions {}; references {:?}",
         ms(cold),
+        peak_mb(),
         ms(report.read),
         ms(index),
         ms(resolve),
@@ -54,6 +78,22 @@ fn main() {
             .into_iter()
             .filter_map(|p| snapshot.text(&p).map(|t| (p, t)))
             .collect();
+        let t = Instant::now();
+        let mut parser = tree_sitter::Parser::new();
+        parser
+            .set_language(&tree_sitter_python::LANGUAGE.into())
+            .expect("python grammar");
+        let mut nodes = 0;
+        for (_, text) in &texts {
+            if let Some(tree) = parser.parse(text.as_bytes(), None) {
+                nodes += tree.root_node().descendant_count();
+            }
+        }
+        println!(
+            "raw python parsing (tree-sitter only), one thread: {:.1} ms for {} files ({nodes} nodes)",
+            ms(t.elapsed()),
+            texts.len()
+        );
         let t = Instant::now();
         let mut defs = 0;
         for (path, text) in &texts {
@@ -93,11 +133,14 @@ fn main() {
             }
             if body_sites.len() < 2 {
                 let idx = file_index(db, f);
-                if let Some(d) = idx
-                    .defs
-                    .iter()
-                    .find(|d| d.body.is_some() && d.doc_insert.is_some() && d.key.is_some())
-                {
+                if let Some(d) = idx.defs.iter().find(|d| {
+                    // A function or method body: an edit there must stay body-only (a
+                    // class body's statements are part of the interface).
+                    matches!(d.kind, SymbolKind::Function | SymbolKind::Method)
+                        && d.body.is_some()
+                        && d.doc_insert.is_some()
+                        && d.key.is_some()
+                }) {
                     body_sites.push((f.path(db).to_string(), d.doc_insert.unwrap_or(0)));
                 }
             }
@@ -130,6 +173,7 @@ fn main() {
     // Rename plan.
     let analysis = host.snapshot();
     let mut samples = Vec::new();
+    let cpu_before = cpu_ms();
     for i in 0..5 {
         let t = Instant::now();
         let plan = analysis.rename(&def_pos, &format!("renamed_{i}"));
@@ -146,7 +190,11 @@ fn main() {
             }
         }
     }
-    println!("rename plan: p50 {:.2} ms", ms(p50(&mut samples)));
+    let cpu_mean = (cpu_ms() - cpu_before) / 5.0;
+    println!(
+        "rename plan: p50 {:.2} ms wall, mean {cpu_mean:.1} ms CPU",
+        ms(p50(&mut samples))
+    );
     drop(analysis);
 
     // One-line edits inside a function body, each followed by the references query.
@@ -164,7 +212,10 @@ fn main() {
         .collect();
     let mut samples = Vec::new();
     let mut found = 0;
+    let mut executed = 0;
+    let cpu_before = cpu_ms();
     for i in 0..30 {
+        host.record_executions(i == 0);
         let mut text = original.clone();
         text.insert_str(at, &format!("_bench_local = {i}\n{indent}"));
         host.set_file(&edit_path, text);
@@ -173,9 +224,13 @@ fn main() {
         let refs = analysis.references(&def_pos, true).expect("refs");
         samples.push(t.elapsed());
         found = refs.len();
+        if i == 0 {
+            executed = host.take_executions().len();
+        }
     }
+    let cpu_mean = (cpu_ms() - cpu_before) / 30.0;
     println!(
-        "references after a one-line body edit in {edit_path}: p50 {:.2} ms ({found} locations)",
+        "references after a one-line body edit in {edit_path}: p50 {:.2} ms wall, mean {cpu_mean:.1} ms CPU per edit+query ({found} locations; {executed} query executions after the first edit)",
         ms(p50(&mut samples))
     );
     let analysis = host.snapshot();
@@ -200,6 +255,36 @@ fn report_paths(host: &AnalysisHost) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (Linux).
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Clock ticks are 100 per second on Linux.
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// Peak resident memory of this process in MB (`VmHWM`).
+fn peak_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -210,7 +295,7 @@ fn p50(samples: &mut [Duration]) -> Duration {
 }
 
 /// A synthetic project: `n` modules in packages, each importing helpers from the previous one.
-fn generate(root: &std::path::Path, n: usize) {
+fn generate_python(root: &std::path::Path, n: usize) {
     std::fs::create_dir_all(root.join("proj")).expect("mkdir");
     std::fs::write(root.join("proj/__init__.py"), "").expect("write");
     std::fs::write(

@@ -4,11 +4,11 @@
 
 use crate::ide::{Analysis, FilePosition, Location, RenameError, RenamePlan, is_member};
 use crate::lang::{self, LanguageModule};
-use crate::model::{DefIdx, FileIndex, ImportKind, Qualifier, ScopeIdx};
+use crate::model::{DefIdx, FileIndex, ImportKind, Qualifier, ScopeIdx, TextRange};
 use crate::resolve::{DefId, Lookup, Target, lookup_local};
 use crate::{AnalysisError, db::SourceFile};
 use hivesync_protocol::{ChangeSet, Confidence, FileChange, TextEdit};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub(crate) fn plan(
     a: &Analysis,
@@ -76,8 +76,27 @@ pub(crate) fn plan(
         def: d,
     };
     checker.container()?;
-    for site in &sites {
-        checker.site(site)?;
+    // Sites come sorted by path: look each file up once, and its references by range once.
+    let mut i = 0;
+    while i < sites.len() {
+        let path = &sites[i].path;
+        let end = i + sites[i..].iter().take_while(|s| &s.path == path).count();
+        let group = &sites[i..end];
+        if let Some(file) = a.file(path) {
+            let index = crate::db::file_index(a.db(), file);
+            let wanted: std::collections::HashSet<TextRange> =
+                group.iter().map(|s| s.range).collect();
+            let mut ref_at: HashMap<TextRange, usize> = HashMap::with_capacity(group.len());
+            for (r, reference) in index.refs.iter().enumerate() {
+                if wanted.contains(&reference.range) {
+                    ref_at.entry(reference.range).or_insert(r);
+                }
+            }
+            for site in group {
+                checker.site(file, &index, &ref_at, site)?;
+            }
+        }
+        i = end;
     }
     let def_path = a.location_of(id.file, def.name_range).path;
     let site_paths: Vec<&str> = sites.iter().map(|s| s.path.as_str()).collect();
@@ -178,21 +197,22 @@ impl ConflictCheck<'_> {
     }
 
     /// A name already visible at an edited bare-name site would be shadowed or would capture.
-    fn site(&self, site: &Location) -> Result<(), AnalysisError> {
-        let Some(file) = self.a.file(&site.path) else {
-            return Ok(());
-        };
-        let index = crate::db::file_index(self.a.db(), file);
+    fn site(
+        &self,
+        file: SourceFile,
+        index: &FileIndex,
+        ref_at: &HashMap<TextRange, usize>,
+        site: &Location,
+    ) -> Result<(), AnalysisError> {
         let def = &self.def_index.defs[self.def as usize];
         let is_decl = file == self.renamed.file && site.range == def.name_range;
         let scope: Option<ScopeIdx> = if is_decl {
             // Members are reached through their container, already checked.
             (!is_member(self.def_index, def)).then_some(def.scope)
         } else {
-            index
-                .refs
-                .iter()
-                .find(|r| r.range == site.range)
+            ref_at
+                .get(&site.range)
+                .map(|&r| &index.refs[r])
                 .and_then(|r| match r.qualifier {
                     Qualifier::None => Some(r.scope),
                     Qualifier::ImportMember(imp) => {
@@ -208,8 +228,8 @@ impl ConflictCheck<'_> {
         let Some(scope) = scope else {
             return Ok(());
         };
-        match lookup_local(self.language, &index, scope, self.new_name) {
-            Lookup::Local(other) => self.conflict(self.defined_at(file, &index, other), site),
+        match lookup_local(self.language, index, scope, self.new_name) {
+            Lookup::Local(other) => self.conflict(self.defined_at(file, index, other), site),
             Lookup::Builtin => self.conflict("(a builtin)".to_owned(), site),
             Lookup::NotFound => Ok(()),
         }
