@@ -1,9 +1,10 @@
 //! Job runtime throughput and latency: `cargo bench -p hivesync-backend --bench jobs`.
 //!
 //! For the embedded queue (SQLite in a temporary directory) and, when `AMQP_URL` is set,
-//! RabbitMQ, with 1 and 4 workers: enqueues `JOBS` no-op jobs (as the API does: record the
-//! row, then hand it to the queue) while the workers run, and prints jobs/s (first enqueue to
-//! last completion) and the enqueue→start latency p50/p99 measured in the handler.
+//! RabbitMQ, with 1 and 4 workers: enqueues no-op jobs (as the API does: record the row, then
+//! hand it to the queue) while the workers run — a burst of `JOBS` as fast as one producer can,
+//! then 200 paced 10 ms apart — and prints jobs/s (first enqueue to last completion) and the
+//! enqueue→start latency p50/p99 measured in the handler.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use hivesync_backend::config::Config;
@@ -54,7 +55,9 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn run(amqp: Option<&str>, workers: u32) {
+/// `pace`: `None` enqueues `jobs` as fast as possible (a burst: latency includes the backlog);
+/// `Some(gap)` enqueues one every `gap` (latency of an idle system).
+async fn run(amqp: Option<&str>, workers: u32, jobs: usize, pace: Option<Duration>) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(Clock::default());
     let mut registry = Registry::new();
@@ -80,8 +83,10 @@ async fn run(amqp: Option<&str>, workers: u32) {
     let options = WorkerOptions::from_config(&state.config.config, workers, Vec::new());
     let task = tokio::spawn(worker::run_workers(state.clone(), options, stopped));
     let start = Instant::now();
-    let mut ids = Vec::with_capacity(JOBS);
-    for _ in 0..JOBS {
+    for _ in 0..jobs {
+        if let Some(gap) = pace {
+            tokio::time::sleep(gap).await;
+        }
         let job = state
             .queue
             .jobs()
@@ -99,7 +104,6 @@ async fn run(amqp: Option<&str>, workers: u32) {
             .unwrap()
             .insert(job.id, Instant::now());
         state.queue.enqueue(job.id, "bench_noop").await.unwrap();
-        ids.push(job.id);
     }
     loop {
         let done = state
@@ -109,7 +113,7 @@ async fn run(amqp: Option<&str>, workers: u32) {
             .await
             .unwrap()
             .len();
-        if done == JOBS {
+        if done == jobs {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -118,10 +122,11 @@ async fn run(amqp: Option<&str>, workers: u32) {
     let mut lat = clock.latencies.lock().unwrap().clone();
     lat.sort();
     println!(
-        "{:<9} workers={workers}  {JOBS} jobs in {:>6.2} s  {:>7.1} jobs/s  enqueue→start p50 {:>8.2} ms  p99 {:>8.2} ms",
+        "{:<9} workers={workers}  {:<5} {jobs:>4} jobs in {:>6.2} s  {:>7.1} jobs/s  enqueue→start p50 {:>8.2} ms  p99 {:>8.2} ms",
         state.queue.backend(),
+        if pace.is_some() { "paced" } else { "burst" },
         elapsed.as_secs_f64(),
-        JOBS as f64 / elapsed.as_secs_f64(),
+        jobs as f64 / elapsed.as_secs_f64(),
         pct(&lat, 0.5).as_secs_f64() * 1000.0,
         pct(&lat, 0.99).as_secs_f64() * 1000.0,
     );
@@ -139,12 +144,14 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let amqp = std::env::var("AMQP_URL").ok();
-        for workers in [1, 4] {
-            run(None, workers).await;
-        }
+        let mut queues = vec![None];
         if let Some(url) = &amqp {
+            queues.push(Some(url.as_str()));
+        }
+        for q in queues {
             for workers in [1, 4] {
-                run(Some(url), workers).await;
+                run(q, workers, JOBS, None).await;
+                run(q, workers, 200, Some(Duration::from_millis(10))).await;
             }
         }
     });
