@@ -236,6 +236,7 @@ async fn bundles(count: usize) {
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, c)| (n.as_str(), c.clone())).collect();
     let archive = bundle(&refs);
     let mb = archive.len() as f64 / 1e6;
+    let content_mb = refs.iter().map(|(_, c)| c.len()).sum::<usize>() as f64 / 1e6;
 
     let bench = Bench::new(Services::default()).await;
     let (token, preview, _) = bench.preview().await;
@@ -257,11 +258,11 @@ async fn bundles(count: usize) {
     let tar_took = t.elapsed();
     assert!(status.success());
     println!(
-        "bundle upload+extract: {mb:.1} MB, {count} files in {:.2} s = {:.1} MB/s; `tar -xzf` of the same archive {:.2} s = {:.1} MB/s",
+        "bundle upload+extract: {count} files, {content_mb:.1} MB unpacked in a {mb:.1} MB .tar.gz: {:.2} s = {:.1} MB/s unpacked; `tar -xzf` of the same archive {:.2} s = {:.1} MB/s",
         took.as_secs_f64(),
-        mb / took.as_secs_f64(),
+        content_mb / took.as_secs_f64(),
         tar_took.as_secs_f64(),
-        mb / tar_took.as_secs_f64(),
+        content_mb / tar_took.as_secs_f64(),
     );
 }
 
