@@ -59,6 +59,8 @@ impl Deref for AppState {
 pub struct Services {
     pub ephemeral: Option<Arc<dyn Ephemeral>>,
     pub events: Option<Arc<dyn Events>>,
+    /// Snapshot blob storage; the one `storage_url` names when `None`.
+    pub blobs: Option<crate::blobs::BlobStore>,
 }
 
 /// Events buffered per slow in-process subscriber.
@@ -117,7 +119,16 @@ impl AppState {
             Duration::from_secs(config.config.access_token_ttl_seconds),
         );
         let store = Arc::new(sql.clone());
-        let blobs = crate::blobs::BlobStore::local(&config.storage_dir);
+        // `build_state` always connects the configured store; the local directory is the
+        // fallback only for callers that build the state by hand.
+        let blobs = services.blobs.unwrap_or_else(|| {
+            crate::blobs::BlobStore::local(
+                config
+                    .storage
+                    .local_dir()
+                    .unwrap_or(&config.config.data_dir.join("blobs")),
+            )
+        });
         AppState(Arc::new(Inner {
             blobs,
             config,
