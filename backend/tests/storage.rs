@@ -8,10 +8,9 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use bytes::Bytes;
-use common::{TestApp, app_with, backends, test_prefix};
+use common::{app_with, backends, test_prefix};
 use futures::TryStreamExt;
 use hivesync_analysis::changeset::content_hash;
 use hivesync_backend::blobs::BlobStore;
@@ -222,49 +221,18 @@ async fn the_server_refuses_to_start_on_unreachable_storage() {
     );
 }
 
-async fn send_bytes(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Vec<u8>,
-) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/octet-stream")
-        .body(Body::from(body))
-        .unwrap();
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(app.peer));
-    let resp = tower::ServiceExt::oneshot(app.router.clone(), req)
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, bytes.to_vec())
-}
-
+/// The manifest the desktop would send for these files (built from a directory holding them).
 fn manifest_json(files: &[(&str, &[u8])]) -> serde_json::Value {
-    let mut list: Vec<hivesync_protocol::ManifestFile> = files
-        .iter()
-        .map(|(path, content)| hivesync_protocol::ManifestFile {
-            path: (*path).to_string(),
-            hash: content_hash(content),
-            size: content.len() as u64,
-            language: hivesync_protocol::Language::from_path(path),
-        })
-        .collect();
-    list.sort_by(|a, b| a.path.cmp(&b.path));
-    serde_json::to_value(hivesync_protocol::Manifest {
-        hash: hivesync_analysis::manifest::manifest_hash(&list),
-        files: list,
-        metadata: Default::default(),
-    })
-    .unwrap()
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let file = dir.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
+    }
+    let manifest =
+        hivesync_analysis::manifest::build_manifest(dir.path(), &Default::default()).unwrap();
+    assert_eq!(manifest.files.len(), files.len(), "{manifest:?}");
+    serde_json::to_value(manifest).unwrap()
 }
 
 #[tokio::test]
@@ -301,8 +269,9 @@ async fn snapshot_upload_commit_and_download_through_every_store() {
             for (_, content) in &files[..2] {
                 let hash = content_hash(content);
                 let path = format!("/api/v1/projects/{project}/blobs/{hash}");
-                let (status, body) =
-                    send_bytes(&app, Method::PUT, &path, &owner, content.to_vec()).await;
+                let (status, body) = app
+                    .send_bytes(Method::PUT, &path, &owner, content.to_vec())
+                    .await;
                 assert_eq!(
                     status,
                     StatusCode::CREATED,
@@ -321,14 +290,14 @@ async fn snapshot_upload_commit_and_download_through_every_store() {
             assert_eq!(r.body["file_count"], 3, "{name}");
 
             for (path, content) in files {
-                let (status, body) = send_bytes(
-                    &app,
-                    Method::GET,
-                    &format!("/api/v1/projects/{project}/snapshots/{sid}/files/{path}"),
-                    &owner,
-                    Vec::new(),
-                )
-                .await;
+                let (status, body) = app
+                    .send_bytes(
+                        Method::GET,
+                        &format!("/api/v1/projects/{project}/snapshots/{sid}/files/{path}"),
+                        &owner,
+                        Vec::new(),
+                    )
+                    .await;
                 assert_eq!(status, StatusCode::OK, "{name}: {path}");
                 assert_eq!(body, content, "{name}: {path} reads back byte for byte");
             }
@@ -345,14 +314,14 @@ async fn snapshot_upload_commit_and_download_through_every_store() {
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{name}");
             let hash = content_hash(files[0].1);
-            let (status, _) = send_bytes(
-                &app,
-                Method::PUT,
-                &format!("/api/v1/projects/{other}/blobs/{hash}"),
-                &owner,
-                files[0].1.to_vec(),
-            )
-            .await;
+            let (status, _) = app
+                .send_bytes(
+                    Method::PUT,
+                    &format!("/api/v1/projects/{other}/blobs/{hash}"),
+                    &owner,
+                    files[0].1.to_vec(),
+                )
+                .await;
             assert!(status.is_success(), "{name}: {status}");
             assert_eq!(objects(&app.state.blobs).await.len(), 2, "{name}");
         }
