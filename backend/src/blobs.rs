@@ -31,6 +31,16 @@ impl From<BlobError> for crate::error::AppError {
     }
 }
 
+/// A store's error on one line (S3 error bodies are multi-line XML).
+fn store_error(e: object_store::Error) -> BlobError {
+    BlobError(
+        e.to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 /// Where blobs live. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -150,7 +160,7 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => {
                 Err(BlobError("the bucket does not exist".into()))
             }
-            Err(e) => Err(BlobError(e.to_string())),
+            Err(e) => Err(store_error(e)),
         }
     }
 
@@ -172,19 +182,15 @@ impl BlobStore {
             .put(&self.location(hash), PutPayload::from(content))
             .await
             .map(|_| ())
-            .map_err(|e| BlobError(e.to_string()))
+            .map_err(|e| store_error(e))
     }
 
     /// The blob's content, `None` when absent.
     pub async fn get(&self, hash: &str) -> Result<Option<Bytes>, BlobError> {
         match self.store.get(&self.location(hash)).await {
-            Ok(result) => result
-                .bytes()
-                .await
-                .map(Some)
-                .map_err(|e| BlobError(e.to_string())),
+            Ok(result) => result.bytes().await.map(Some).map_err(|e| store_error(e)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(BlobError(e.to_string())),
+            Err(e) => Err(store_error(e)),
         }
     }
 
@@ -192,7 +198,7 @@ impl BlobStore {
         match self.store.head(&self.location(hash)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(BlobError(e.to_string())),
+            Err(e) => Err(store_error(e)),
         }
     }
 }
