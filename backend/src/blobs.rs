@@ -182,13 +182,13 @@ impl BlobStore {
             .put(&self.location(hash), PutPayload::from(content))
             .await
             .map(|_| ())
-            .map_err(|e| store_error(e))
+            .map_err(store_error)
     }
 
     /// The blob's content, `None` when absent.
     pub async fn get(&self, hash: &str) -> Result<Option<Bytes>, BlobError> {
         match self.store.get(&self.location(hash)).await {
-            Ok(result) => result.bytes().await.map(Some).map_err(|e| store_error(e)),
+            Ok(result) => result.bytes().await.map(Some).map_err(store_error),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_error(e)),
         }
