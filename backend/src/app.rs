@@ -76,13 +76,16 @@ pub async fn build_state(
     shutdown: watch::Receiver<bool>,
 ) -> Result<AppState, ServerError> {
     let cfg = &resolved.config;
-    for dir in [&cfg.data_dir, &resolved.storage_dir] {
+    for dir in std::iter::once(cfg.data_dir.as_path()).chain(resolved.storage.local_dir()) {
         create_private_dir(dir).map_err(|source| ServerError::DataDir {
-            path: dir.clone(),
+            path: dir.to_path_buf(),
             source,
         })?;
     }
     let mut services = services.connect(cfg).await.map_err(ServerError::Startup)?;
+    if services.blobs.is_none() {
+        services.blobs = Some(connect_blobs(&resolved).await?);
+    }
     let secret =
         load_or_create_secret(cfg.jwt_secret.as_deref(), &cfg.data_dir).map_err(|source| {
             ServerError::Secret {
@@ -106,6 +109,28 @@ pub async fn build_state(
     Ok(AppState::new(
         resolved, sql, services, jobs, &secret, passwords, shutdown,
     ))
+}
+
+/// The blob store `storage_url` names, reached once so a wrong bucket, endpoint or credentials
+/// stop the start with a message naming `HIVESYNC_STORAGE_URL` (never a silent fallback).
+async fn connect_blobs(resolved: &Resolved) -> Result<crate::blobs::BlobStore, ServerError> {
+    let shown = || {
+        resolved
+            .config
+            .storage_url
+            .as_deref()
+            .map(crate::config::redact_url)
+            .unwrap_or_default()
+    };
+    let blobs = crate::blobs::BlobStore::from_config(&resolved.storage)
+        .map_err(|e| ServerError::Startup(format!("HIVESYNC_STORAGE_URL {}: {e}", shown())))?;
+    if resolved.storage.local_dir().is_none() {
+        blobs
+            .ping()
+            .await
+            .map_err(|e| ServerError::Startup(format!("HIVESYNC_STORAGE_URL {}: {e}", shown())))?;
+    }
+    Ok(blobs)
 }
 
 fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {

@@ -275,6 +275,9 @@ pub enum Credential {
 pub struct AuthUser {
     pub id: Uuid,
     pub credential: Credential,
+    /// When the credential stops being valid (`exp` of an access token, a personal token's
+    /// expiry); long-lived responses (SSE) end then.
+    pub expires_at: Option<time::OffsetDateTime>,
 }
 
 /// Key in the ephemeral store marking a logged-out session.
@@ -322,6 +325,7 @@ impl FromRequestParts<AppState> for AuthUser {
             return Ok(AuthUser {
                 id: pat.user_id,
                 credential: Credential::PersonalToken(pat.id),
+                expires_at: pat.expires_at,
             });
         }
         let claims = state.jwt.verify(token, now).ok_or_else(invalid)?;
@@ -336,6 +340,7 @@ impl FromRequestParts<AppState> for AuthUser {
         Ok(AuthUser {
             id: claims.sub,
             credential: Credential::Session(claims.sid),
+            expires_at: time::OffsetDateTime::from_unix_timestamp(claims.exp).ok(),
         })
     }
 }

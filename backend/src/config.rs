@@ -29,7 +29,9 @@ pub struct Config {
     pub amqp_url: Option<String>,
     /// Prefix of every Redis key, so several deployments can share one Redis.
     pub redis_key_prefix: String,
-    /// `file://…` (default `file://<data_dir>/blobs`).
+    /// `file://…` (default `file://<data_dir>/blobs`) or `s3://bucket[/prefix]` (credentials,
+    /// region and endpoint from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_url: Option<String>,
     /// HMAC secret for access tokens (at least 32 bytes). Required with PostgreSQL; generated
@@ -232,8 +234,206 @@ pub struct Resolved {
     pub config: Config,
     pub database_url: String,
     pub database_kind: DatabaseKind,
-    /// Local directory of the `file://` blob storage.
-    pub storage_dir: PathBuf,
+    /// Where snapshot blobs live (`storage_url`).
+    pub storage: Storage,
+}
+
+/// Where snapshot blobs live, from `storage_url` (`HIVESYNC_STORAGE_URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// `file:///dir` (the default, `<data_dir>/blobs`).
+    Local(PathBuf),
+    /// `s3://bucket[/prefix]`, credentials and endpoint from the usual AWS variables.
+    S3(S3Storage),
+}
+
+impl Storage {
+    /// `"file"` or `"s3"` (for `/readyz`).
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Storage::Local(_) => "file",
+            Storage::S3(_) => "s3",
+        }
+    }
+
+    /// The local directory of `file://` storage.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Storage::Local(dir) => Some(dir),
+            Storage::S3(_) => None,
+        }
+    }
+}
+
+/// An S3 (or S3-compatible) bucket. The secret key is redacted from `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Storage {
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+    pub region: String,
+    /// `AWS_ENDPOINT_URL`: an S3-compatible server (MinIO, …); AWS itself when `None`.
+    pub endpoint: Option<String>,
+    /// Plain-HTTP endpoints are accepted only with `AWS_ALLOW_HTTP=true`.
+    pub allow_http: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Storage")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
+            .field("allow_http", &self.allow_http)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Resolves `storage_url`; `env` reads the AWS variables (the process environment in
+/// [`Config::resolve`]). Errors name `storage_url` and the variable at fault, never a secret.
+fn resolve_storage(
+    url: Option<&str>,
+    data_dir: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Storage, ConfigError> {
+    let key = "storage_url";
+    let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(Storage::Local(data_dir.join("blobs")));
+    };
+    if let Some(path) = url.strip_prefix("file://") {
+        if path.is_empty() {
+            return Err(bad(key, "file:// needs a directory: file:///absolute/path"));
+        }
+        return Ok(Storage::Local(PathBuf::from(path)));
+    }
+    let Some(rest) = url.strip_prefix("s3://") else {
+        return Err(bad(
+            key,
+            format!(
+                "`{}` is not supported; use file:///absolute/path or s3://bucket[/prefix]",
+                redact_url(url)
+            ),
+        ));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with(['-', '.'])
+        && !bucket.ends_with(['-', '.']);
+    if !bucket_ok {
+        return Err(bad(
+            key,
+            format!(
+                "`{}`: the bucket name must be 3-63 lowercase letters, digits, `-` or `.` (s3://bucket[/prefix])",
+                redact_url(url)
+            ),
+        ));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|seg| {
+        seg.is_empty() && !prefix.is_empty()
+            || seg == "."
+            || seg == ".."
+            || seg.chars().any(char::is_control)
+    }) {
+        return Err(bad(
+            key,
+            format!(
+                "`{}`: the prefix must be `/`-separated names without empty, `.` or `..` parts",
+                redact_url(url)
+            ),
+        ));
+    }
+    let var = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let access_key_id = var("AWS_ACCESS_KEY_ID");
+    let secret_access_key = var("AWS_SECRET_ACCESS_KEY");
+    match (&access_key_id, &secret_access_key) {
+        (Some(_), None) => {
+            return Err(bad(
+                key,
+                "s3:// storage: AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                key,
+                "s3:// storage: AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not",
+            ));
+        }
+        _ => {}
+    }
+    let allow_http = match var("AWS_ALLOW_HTTP").as_deref() {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+        Some(_) => {
+            return Err(bad(
+                key,
+                "s3:// storage: AWS_ALLOW_HTTP must be `true` or `false`",
+            ));
+        }
+    };
+    let endpoint = var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL"));
+    if let Some(endpoint) = &endpoint {
+        let shown = redact_url(endpoint);
+        let host = endpoint
+            .strip_prefix("https://")
+            .or_else(|| endpoint.strip_prefix("http://"))
+            .unwrap_or("");
+        if host.is_empty() || host.starts_with('/') {
+            return Err(bad(
+                key,
+                format!("s3:// storage: AWS_ENDPOINT_URL `{shown}` is not an http(s):// URL"),
+            ));
+        }
+        if endpoint.starts_with("http://") && !allow_http {
+            return Err(bad(
+                key,
+                format!(
+                    "s3:// storage: AWS_ENDPOINT_URL `{shown}` is plain http; set AWS_ALLOW_HTTP=true to allow it"
+                ),
+            ));
+        }
+    }
+    let region = match var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")) {
+        Some(region) => region,
+        None if endpoint.is_some() => "us-east-1".to_string(),
+        None => {
+            return Err(bad(
+                key,
+                "s3:// storage on AWS needs AWS_REGION (the bucket's region)",
+            ));
+        }
+    };
+    Ok(Storage::S3(S3Storage {
+        bucket: bucket.to_string(),
+        prefix: prefix.to_string(),
+        region,
+        endpoint,
+        allow_http,
+        access_key_id,
+        secret_access_key,
+        session_token: var("AWS_SESSION_TOKEN"),
+    }))
 }
 
 impl Config {
@@ -258,21 +458,9 @@ impl Config {
                 ),
             ));
         };
-        let storage_dir = match &self.storage_url {
-            None => self.data_dir.join("blobs"),
-            Some(url) => match url.strip_prefix("file://") {
-                Some(path) if !path.is_empty() => PathBuf::from(path),
-                _ => {
-                    return Err(bad(
-                        "storage_url",
-                        format!(
-                            "`{}` is not supported; use file:///absolute/path (object storage is not built in yet)",
-                            redact_url(url)
-                        ),
-                    ));
-                }
-            },
-        };
+        let storage = resolve_storage(self.storage_url.as_deref(), &self.data_dir, &|name| {
+            std::env::var(name).ok()
+        })?;
         if let Some(secret) = &self.jwt_secret
             && secret.len() < 32
         {
@@ -375,7 +563,7 @@ impl Config {
             config: self.clone(),
             database_url,
             database_kind,
-            storage_dir,
+            storage,
         })
     }
 
@@ -411,7 +599,7 @@ mod tests {
         let r = cfg.resolve().expect("valid");
         assert_eq!(r.database_url, "sqlite:///srv/hs/hivesync.db");
         assert_eq!(r.database_kind, DatabaseKind::Sqlite);
-        assert_eq!(r.storage_dir, PathBuf::from("/srv/hs/blobs"));
+        assert_eq!(r.storage, Storage::Local(PathBuf::from("/srv/hs/blobs")));
     }
 
     #[test]
@@ -451,7 +639,7 @@ mod tests {
             ),
             (
                 Config {
-                    storage_url: Some("s3://bucket".into()),
+                    storage_url: Some("gs://bucket".into()),
                     ..Config::default()
                 },
                 "storage_url",
@@ -489,5 +677,100 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("postgres://app:***@db:5432/hs"), "{text}");
+    }
+
+    fn storage_with(url: &str, vars: &[(&str, &str)]) -> Result<Storage, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        resolve_storage(Some(url), std::path::Path::new("/data"), &|name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn s3_url_with_endpoint_and_credentials() {
+        let storage = storage_with(
+            "s3://hs-blobs/team/a/",
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "very-secret-key"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+                ("AWS_ALLOW_HTTP", "true"),
+            ],
+        )
+        .expect("valid");
+        let Storage::S3(s3) = &storage else {
+            panic!("not s3: {storage:?}")
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str(), s3.region.as_str()),
+            ("hs-blobs", "team/a", "us-east-1")
+        );
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(s3.allow_http);
+        assert_eq!(storage.backend(), "s3");
+        let shown = format!("{storage:?}");
+        assert!(!shown.contains("very-secret-key"), "{shown}");
+
+        let aws = storage_with("s3://hs-blobs", &[("AWS_REGION", "eu-west-1")]).expect("valid");
+        let Storage::S3(aws) = aws else {
+            panic!("not s3")
+        };
+        assert_eq!(
+            (aws.prefix.as_str(), aws.region.as_str()),
+            ("", "eu-west-1")
+        );
+        assert!(aws.endpoint.is_none() && !aws.allow_http);
+        assert_eq!(
+            storage_with("file:///srv/blobs", &[]).expect("valid"),
+            Storage::Local(PathBuf::from("/srv/blobs"))
+        );
+    }
+
+    #[test]
+    fn bad_s3_settings_name_the_variable_and_hide_the_secret() {
+        let secret = ("AWS_SECRET_ACCESS_KEY", "very-secret-key");
+        let region = ("AWS_REGION", "eu-west-1");
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            ("s3://Bad_Bucket", &[region], "bucket name"),
+            ("s3://ok-bucket/a/../b", &[region], "prefix"),
+            ("s3://ok-bucket/a//b", &[region], "prefix"),
+            ("s3://ok-bucket", &[], "AWS_REGION"),
+            ("s3://ok-bucket", &[region, secret], "AWS_ACCESS_KEY_ID"),
+            (
+                "s3://ok-bucket",
+                &[region, ("AWS_ACCESS_KEY_ID", "AKID")],
+                "AWS_SECRET_ACCESS_KEY",
+            ),
+            (
+                "s3://ok-bucket",
+                &[("AWS_ENDPOINT_URL", "http://minio:9000")],
+                "AWS_ALLOW_HTTP",
+            ),
+            (
+                "s3://ok-bucket",
+                &[("AWS_ENDPOINT_URL", "minio:9000")],
+                "AWS_ENDPOINT_URL",
+            ),
+            (
+                "s3://ok-bucket",
+                &[region, ("AWS_ALLOW_HTTP", "maybe")],
+                "AWS_ALLOW_HTTP",
+            ),
+            ("gs://ok-bucket", &[], "s3://bucket"),
+        ];
+        for (url, vars, needle) in cases {
+            let err = storage_with(url, vars).expect_err(url);
+            let text = err.to_string();
+            assert_eq!(err.key, "storage_url", "{text}");
+            assert!(text.contains(needle), "{url}: {text}");
+            assert!(
+                !text.contains("very-secret-key") && !text.contains('\n'),
+                "{text}"
+            );
+        }
     }
 }

@@ -68,6 +68,8 @@ pub struct Services {
     pub registry: Option<crate::worker::Registry>,
     /// Job retries (default: `job_max_attempts` with the default backoff).
     pub retry: Option<crate::queue::RetryPolicy>,
+    /// Snapshot blob storage; the one `storage_url` names when `None`.
+    pub blobs: Option<crate::blobs::BlobStore>,
 }
 
 /// Events buffered per slow in-process subscriber.
@@ -127,7 +129,16 @@ impl AppState {
             Duration::from_secs(config.config.access_token_ttl_seconds),
         );
         let store = Arc::new(sql.clone());
-        let blobs = crate::blobs::BlobStore::local(&config.storage_dir);
+        // `build_state` always connects the configured store; the local directory is the
+        // fallback only for callers that build the state by hand.
+        let blobs = services.blobs.unwrap_or_else(|| {
+            crate::blobs::BlobStore::local(
+                config
+                    .storage
+                    .local_dir()
+                    .unwrap_or(&config.config.data_dir.join("blobs")),
+            )
+        });
         AppState(Arc::new(Inner {
             blobs,
             config,

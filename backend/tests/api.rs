@@ -47,7 +47,7 @@ async fn health_readiness_and_unknown_routes() {
 #[tokio::test]
 async fn readiness_reports_the_failing_part() {
     let app = app(&common::Backend::Sqlite).await;
-    std::fs::remove_dir_all(&app.state.config.storage_dir).unwrap();
+    std::fs::remove_dir_all(app.state.config.storage.local_dir().unwrap()).unwrap();
     let r = app.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.body["status"], "unavailable");

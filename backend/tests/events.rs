@@ -9,7 +9,7 @@ mod common;
 
 use axum::body::{Body, BodyDataStream};
 use axum::http::{Method, Request, StatusCode};
-use common::{TestApp, app, backends};
+use common::{TestApp, app, app_with, backends};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -462,5 +462,81 @@ async fn readiness_reports_each_part() {
     assert_eq!(r.body["storage"]["backend"], "file");
     for part in ["database", "cache", "queue", "storage"] {
         assert_eq!(r.body[part]["status"], "ok", "{part}");
+    }
+}
+
+impl Stream {
+    /// Reads until the server ends the response; fails if it is still open after 10 s.
+    async fn ended(&mut self) {
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("the stream ends within 10 s");
+            match chunk {
+                None => return,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("stream failed instead of ending: {e}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn streams_end_when_the_token_expires_or_the_session_is_logged_out() {
+    for b in backends() {
+        // Access tokens live 4 s: the stream delivers while the token is valid, then ends.
+        let app = app_with(&b, |c| c.access_token_ttl_seconds = 4).await;
+        let (_, owner, refresh) = app.user("owner@example.com").await;
+        let p = app.project(&owner, "one").await;
+        let mut s = Stream::open(&app, &owner, None).await;
+        rename(&app, &owner, &p, "two").await;
+        assert_eq!(
+            s.next().await.data["payload"]["name"],
+            "two",
+            "{}",
+            b.name()
+        );
+        s.ended().await;
+        // The client reconnects with a fresh token and Last-Event-ID, missing nothing.
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/auth/refresh",
+                None,
+                Some(json!({"refresh_token": refresh})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let fresh = r.body["access_token"].as_str().unwrap().to_string();
+        let last = app
+            .get(&format!("/api/v1/projects/{p}/events"), &fresh)
+            .await
+            .body["events"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let mut s = Stream::open(&app, &fresh, Some(&(last - 1).to_string())).await;
+        assert_eq!(s.next().await.id, Some(last), "{}", b.name());
+
+        // Logging out ends the stream of that session at its next wake-up.
+        let plain = common::app(&b).await;
+        let (_, owner, refresh) = plain.user("owner@example.com").await;
+        let p = plain.project(&owner, "one").await;
+        let (_, other) = member(&plain, &owner, &p, "other@example.com", "maintainer").await;
+        let mut s = Stream::open(&plain, &owner, None).await;
+        let r = plain
+            .call(
+                Method::POST,
+                "/api/v1/auth/logout",
+                Some(&owner),
+                Some(json!({"refresh_token": refresh})),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}: {}", r.status, r.body);
+        rename(&plain, &other, &p, "wake").await;
+        s.ended().await;
     }
 }

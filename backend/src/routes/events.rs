@@ -129,7 +129,7 @@ fn resume_point(headers: &HeaderMap, after: Option<i64>) -> Result<Option<i64>, 
         ("after" = Option<i64>, Query, description = "Resume after this event id when the header cannot be set; without either the stream starts with the next new event"),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: every event of every project the caller is a member of, oldest first; each `data:` is an Event as JSON and each `id:` its id. Notices without an `id:` (`project.deleted`) are not in the log. Comment lines keep the connection alive.", content_type = "text/event-stream", body = Event),
+        (status = 200, description = "`text/event-stream`: every event of every project the caller is a member of, oldest first; each `data:` is an Event as JSON and each `id:` its id. Notices without an `id:` (`project.deleted`) are not in the log. Comment lines keep the connection alive. The stream ends when the token it was opened with expires or its session is logged out: reconnect with a fresh token and `Last-Event-ID`.", content_type = "text/event-stream", body = Event),
         (status = 400, description = "Malformed Last-Event-ID or after", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 422, description = "Negative `after`", body = ErrorBody),
@@ -152,6 +152,8 @@ pub async fn event_stream(
     let follower = Follower {
         state: ctx.state.clone(),
         user_id: ctx.user.id,
+        credential: ctx.user.credential,
+        expires_at: ctx.user.expires_at,
         last_id,
         projects,
         tx,
@@ -189,10 +191,16 @@ enum Wake {
 }
 
 /// One SSE connection's task: sends the log's events the caller may see, woken by published
-/// messages, until the client goes away or the server shuts down.
+/// messages, until the client goes away, the server shuts down, or the caller's credential
+/// expires or is revoked.
 struct Follower {
     state: AppState,
     user_id: Uuid,
+    /// The stream ends when this login session is revoked (checked at each wake-up) …
+    credential: crate::auth::Credential,
+    /// … and when the token it was opened with expires; the client reconnects with a fresh
+    /// token and `Last-Event-ID`.
+    expires_at: Option<time::OffsetDateTime>,
     last_id: i64,
     projects: HashSet<Uuid>,
     tx: mpsc::Sender<SseEvent>,
@@ -226,12 +234,45 @@ impl Follower {
         metrics.stream_closed();
     }
 
+    /// Whether the credential the stream was opened with is still good: not expired, and
+    /// (for an access token) its session not logged out.
+    async fn authorized(&self) -> bool {
+        if self
+            .expires_at
+            .is_some_and(|exp| exp <= crate::store::now())
+        {
+            return false;
+        }
+        match self.credential {
+            crate::auth::Credential::Session(sid) => !matches!(
+                self.state
+                    .ephemeral
+                    .get(&crate::auth::revoked_session_key(sid))
+                    .await,
+                Ok(Some(_))
+            ),
+            crate::auth::Credential::PersonalToken(_) => true,
+        }
+    }
+
     async fn follow(&mut self, mut live: broadcast::Receiver<Event>) {
         let mut shutdown = self.state.shutdown.clone();
+        let expiry = match self.expires_at {
+            Some(exp) => {
+                let left = (exp - crate::store::now()).max(time::Duration::ZERO);
+                tokio::time::Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
+            }
+            None => tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
+        };
+        let expiry = tokio::time::sleep_until(expiry);
+        tokio::pin!(expiry);
         let mut timer = tokio::time::interval(CATCH_UP_EVERY);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut wake = Wake::Read; // the replay from the resume point
         loop {
+            if wake != Wake::Nothing && !self.authorized().await {
+                return;
+            }
             if self
                 .handle(std::mem::replace(&mut wake, Wake::Nothing))
                 .await
@@ -244,6 +285,7 @@ impl Follower {
             }
             let first = tokio::select! {
                 _ = self.tx.closed() => return,
+                _ = &mut expiry => return,
                 changed = shutdown.changed() => {
                     if changed.is_err() {
                         return;

@@ -72,19 +72,6 @@ async fn part<E: std::fmt::Display>(
     }
 }
 
-async fn storage_writable(dir: &std::path::Path) -> Result<(), String> {
-    let meta = tokio::fs::metadata(dir)
-        .await
-        .map_err(|e| format!("storage directory: {e}"))?;
-    if !meta.is_dir() {
-        return Err("storage path is not a directory".into());
-    }
-    if meta.permissions().readonly() {
-        return Err("storage directory is read-only".into());
-    }
-    Ok(())
-}
-
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
@@ -97,7 +84,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         part(state.sql.kind().as_str(), state.sql.ping()),
         part(state.ephemeral.backend(), state.ephemeral.ping()),
         part(state.events.backend(), state.events.ping()),
-        part("file", storage_writable(&state.config.storage_dir)),
+        part(state.blobs.backend(), state.blobs.ping()),
     );
     let ready = [&database, &cache, &queue, &storage]
         .iter()

@@ -110,6 +110,17 @@ pub async fn test_services() -> Services {
     services
 }
 
+/// A request carrying `body` as `application/octet-stream`, with a bearer token.
+fn octet_request(method: Method, path: &str, token: &str, body: Vec<u8>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/octet-stream")
+        .body(Body::from(body))
+        .expect("request")
+}
+
 pub struct TestApp {
     pub backend: Backend,
     pub router: Router,
@@ -269,6 +280,25 @@ impl TestApp {
         }
     }
 
+    /// Sends raw bytes (`application/octet-stream`) as `token`'s user; the status and the
+    /// response body as bytes (file contents and other non-JSON answers).
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Vec<u8>) {
+        let mut req = octet_request(method, path, token, body);
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, bytes.to_vec())
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Reply {
         self.call(Method::GET, path, Some(token), None).await
     }
@@ -329,14 +359,7 @@ impl TestApp {
 
     /// Sends `body` as raw bytes (`application/octet-stream`) with a bearer token.
     pub async fn raw(&self, method: Method, path: &str, token: &str, body: Vec<u8>) -> Reply {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/octet-stream")
-            .body(Body::from(body))
-            .expect("request");
-        self.send(req).await
+        self.send(octet_request(method, path, token, body)).await
     }
 
     /// Uploads `(path, content)` files as a snapshot through the snapshot API (manifest, every
