@@ -37,6 +37,20 @@ async fn provider(
     Ok((provider, settings))
 }
 
+/// For `validate`: the project's settings allow the provider the job asks for.
+async fn check_provider(
+    state: &AppState,
+    project_id: Uuid,
+    requested: Option<ProviderKind>,
+) -> Result<(), String> {
+    let settings = ai::settings::load(&state.sql, project_id)
+        .await
+        .map_err(|e| format!("the project's AI settings could not be read: {e}"))?;
+    ai::provider_for_job(&settings, requested)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// A provider failure: retried when the provider may answer later (429, 5xx, timeouts).
 fn ai_error(e: AiError) -> JobError {
     if e.is_retryable() {
@@ -114,12 +128,7 @@ impl JobHandler for Docs {
     ) -> Result<(), String> {
         let p = ai::docs::parse_params(params)?;
         snapshot_exists(state, project_id, p.snapshot_id).await?;
-        let settings = ai::settings::load(&state.sql, project_id)
-            .await
-            .map_err(|e| format!("the project's AI settings could not be read: {e}"))?;
-        ai::provider_for_job(&settings, p.provider)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        check_provider(state, project_id, p.provider).await
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<Value, JobError> {
@@ -247,12 +256,7 @@ impl JobHandler for Explain {
             }
             Err(e) => return Err(format!("thread {} could not be checked: {e}", p.thread_id)),
         }
-        let settings = ai::settings::load(&state.sql, project_id)
-            .await
-            .map_err(|e| format!("the project's AI settings could not be read: {e}"))?;
-        ai::provider_for_job(&settings, p.provider)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        check_provider(state, project_id, p.provider).await
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<Value, JobError> {
