@@ -7,30 +7,10 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::{Reply, TestApp, app, app_with, backends};
+use common::{Reply, TestApp, app, app_with, backends, manifest};
 use hivesync_analysis::changeset::content_hash;
-use hivesync_analysis::manifest::manifest_hash;
-use hivesync_protocol::{Language, Manifest, ManifestFile};
+use hivesync_protocol::Manifest;
 use serde_json::{Value, json};
-
-/// A manifest of `(path, content)` pairs, as the desktop builds it.
-pub fn manifest(files: &[(&str, &str)]) -> Manifest {
-    let mut list: Vec<ManifestFile> = files
-        .iter()
-        .map(|(path, content)| ManifestFile {
-            path: (*path).to_string(),
-            hash: content_hash(content.as_bytes()),
-            size: content.len() as u64,
-            language: Language::from_path(path),
-        })
-        .collect();
-    list.sort_by(|a, b| a.path.cmp(&b.path));
-    Manifest {
-        hash: manifest_hash(&list),
-        files: list,
-        metadata: Default::default(),
-    }
-}
 
 async fn raw(
     app: &TestApp,

@@ -5,79 +5,9 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use common::{Reply, TestApp, app, backends};
-use hivesync_analysis::changeset::content_hash;
-use hivesync_analysis::manifest::manifest_hash;
-use hivesync_protocol::{Manifest, ManifestFile};
 use serde_json::{Value, json};
-
-fn manifest(files: &[(&str, &str)]) -> Manifest {
-    let mut list: Vec<ManifestFile> = files
-        .iter()
-        .map(|(path, content)| ManifestFile {
-            path: (*path).to_string(),
-            hash: content_hash(content.as_bytes()),
-            size: content.len() as u64,
-            language: None,
-        })
-        .collect();
-    list.sort_by(|a, b| a.path.cmp(&b.path));
-    Manifest {
-        hash: manifest_hash(&list),
-        files: list,
-        metadata: Default::default(),
-    }
-}
-
-async fn raw(app: &TestApp, method: Method, path: &str, token: &str, body: Vec<u8>) -> Reply {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/octet-stream")
-        .body(Body::from(body))
-        .unwrap();
-    app.send(req).await
-}
-
-/// Uploads a committed snapshot of `files`; returns its id.
-async fn snapshot(app: &TestApp, project: &str, token: &str, files: &[(&str, &str)]) -> String {
-    let m = manifest(files);
-    let r = raw(
-        app,
-        Method::POST,
-        &format!("/api/v1/projects/{project}/snapshots"),
-        token,
-        serde_json::to_vec(&m).unwrap(),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let sid = r.body["snapshot_id"].as_str().unwrap().to_string();
-    for (_, content) in files {
-        let hash = content_hash(content.as_bytes());
-        let r = raw(
-            app,
-            Method::PUT,
-            &format!("/api/v1/projects/{project}/blobs/{hash}"),
-            token,
-            content.as_bytes().to_vec(),
-        )
-        .await;
-        assert!(r.status.is_success(), "{}", r.body);
-    }
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/projects/{project}/snapshots/{sid}/commit"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    sid
-}
 
 fn numbered(n: usize) -> String {
     (1..=n).map(|i| format!("line {i}\n")).collect()
@@ -127,13 +57,13 @@ async fn threads_comments_history_and_resolution() {
         let project = app.project(&owner, "p").await;
         add_member(&app, &project, &owner, &rid, "reviewer").await;
         add_member(&app, &project, &owner, &vid, "viewer").await;
-        let sid = snapshot(
-            &app,
-            &project,
-            &owner,
-            &[("src/a.py", &numbered(10)), ("b.md", "x\n")],
-        )
-        .await;
+        let sid = app
+            .upload_snapshot(
+                &owner,
+                &project,
+                &[("src/a.py", &numbered(10)), ("b.md", "x\n")],
+            )
+            .await;
 
         let r = open_thread(&app, &project, &viewer, &sid, "src/a.py", (2, 3), "hm").await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "viewers read only");
@@ -388,13 +318,13 @@ async fn threads_follow_their_lines_into_later_snapshots() {
         let (_, owner, _) = app.user("owner@example.com").await;
         let project = app.project(&owner, "p").await;
         let base = numbered(12);
-        let s0 = snapshot(
-            &app,
-            &project,
-            &owner,
-            &[("src/a.py", &base), ("keep.txt", "k\n")],
-        )
-        .await;
+        let s0 = app
+            .upload_snapshot(
+                &owner,
+                &project,
+                &[("src/a.py", &base), ("keep.txt", "k\n")],
+            )
+            .await;
         let r = open_thread(&app, &project, &owner, &s0, "src/a.py", (5, 6), "look").await;
         let tid = r.body["id"].as_str().unwrap().to_string();
 
@@ -419,7 +349,9 @@ async fn threads_follow_their_lines_into_later_snapshots() {
 
         // Insertions above shift it down.
         let inserted = format!("import os\nimport sys\n\n{base}");
-        let s = snapshot(&app, &project, &owner, &[("src/a.py", &inserted)]).await;
+        let s = app
+            .upload_snapshot(&owner, &project, &[("src/a.py", &inserted)])
+            .await;
         assert_eq!(
             position(&at(s).await, &tid),
             (pos("src/a.py", 8, 9), json!(false))
@@ -429,7 +361,9 @@ async fn threads_follow_their_lines_into_later_snapshots() {
         let deleted = base
             .replace("line 1\nline 2\n", "")
             .replace("line 11\n", "line eleven\n");
-        let s = snapshot(&app, &project, &owner, &[("src/a.py", &deleted)]).await;
+        let s = app
+            .upload_snapshot(&owner, &project, &[("src/a.py", &deleted)])
+            .await;
         assert_eq!(
             position(&at(s).await, &tid),
             (pos("src/a.py", 3, 4), json!(false))
@@ -437,7 +371,9 @@ async fn threads_follow_their_lines_into_later_snapshots() {
 
         // An edit inside: outdated, keeping the original position.
         let edited = base.replace("line 6\n", "line six (rewritten)\n");
-        let s = snapshot(&app, &project, &owner, &[("src/a.py", &edited)]).await;
+        let s = app
+            .upload_snapshot(&owner, &project, &[("src/a.py", &edited)])
+            .await;
         assert_eq!(
             position(&at(s).await, &tid),
             (pos("src/a.py", 5, 6), json!(true))
@@ -445,32 +381,38 @@ async fn threads_follow_their_lines_into_later_snapshots() {
 
         // The anchored lines deleted: outdated.
         let removed = base.replace("line 5\nline 6\n", "");
-        let s = snapshot(&app, &project, &owner, &[("src/a.py", &removed)]).await;
+        let s = app
+            .upload_snapshot(&owner, &project, &[("src/a.py", &removed)])
+            .await;
         assert_eq!(position(&at(s).await, &tid).1, json!(true));
 
         // Moved to the end of the file: found again by content.
         let moved = format!("{}line 5\nline 6\n", base.replace("line 5\nline 6\n", ""));
-        let s = snapshot(&app, &project, &owner, &[("src/a.py", &moved)]).await;
+        let s = app
+            .upload_snapshot(&owner, &project, &[("src/a.py", &moved)])
+            .await;
         assert_eq!(
             position(&at(s).await, &tid),
             (pos("src/a.py", 11, 12), json!(false))
         );
 
         // The file renamed (same content): followed by its hash.
-        let s = snapshot(
-            &app,
-            &project,
-            &owner,
-            &[("lib/renamed.py", &base), ("keep.txt", "k\n")],
-        )
-        .await;
+        let s = app
+            .upload_snapshot(
+                &owner,
+                &project,
+                &[("lib/renamed.py", &base), ("keep.txt", "k\n")],
+            )
+            .await;
         assert_eq!(
             position(&at(s).await, &tid),
             (pos("lib/renamed.py", 5, 6), json!(false))
         );
 
         // The file deleted: no position, outdated.
-        let s = snapshot(&app, &project, &owner, &[("keep.txt", "k\n")]).await;
+        let s = app
+            .upload_snapshot(&owner, &project, &[("keep.txt", "k\n")])
+            .await;
         assert_eq!(position(&at(s).await, &tid), (Value::Null, json!(true)));
 
         // The anchor itself never changes.
