@@ -245,18 +245,9 @@ pub async fn run_refactor(
         created_by: None,
         created_at: crate::store::now(),
     };
-    let proposal = state
-        .proposals
-        .create_proposal(&new)
+    let proposal = super::record_proposal(state, &new)
         .await
         .map_err(|e| retry(&e))?;
-    if proposal.id == new.id
-        && let Err(e) = crate::routes::proposals::emit_created(state, &proposal).await
-    {
-        // The proposal is stored; a redelivery would find it and not emit again, so a failed
-        // event is logged rather than failing the job.
-        tracing::warn!(error = %e, proposal_id = %proposal.id, "proposal.created not recorded");
-    }
     Ok(result_json(proposal.id, &proposal.change))
 }
 

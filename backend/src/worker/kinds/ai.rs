@@ -203,12 +203,9 @@ impl JobHandler for Docs {
             created_by: None,
             created_at: crate::store::now(),
         };
-        let proposal = state.proposals.create_proposal(&new).await.map_err(retry)?;
-        if proposal.id == new.id
-            && let Err(e) = crate::routes::proposals::emit_created(state, &proposal).await
-        {
-            tracing::warn!(error = %e, proposal_id = %proposal.id, "proposal.created not recorded");
-        }
+        let proposal = crate::jobs::record_proposal(state, &new)
+            .await
+            .map_err(retry)?;
         Ok(json!({
             "proposal_id": proposal.id,
             "documented": outcome.documented.len(),
