@@ -526,6 +526,16 @@ async fn a_job_that_always_fails_is_retried_with_backoff_then_failed_and_dead_le
             record.runs.lock().unwrap()[&Uuid::parse_str(&id).unwrap()],
             1
         );
+        let last = job_events(&app, &project, &id).await.pop().unwrap();
+        assert_eq!(last.kind, "job.failed", "{label}");
+        assert_eq!(last.payload["error"], "this never works", "{label}");
+        if let Some(r) = &app.state.rabbit_queue {
+            assert_eq!(
+                r.dead_letter_count("permanent").await.unwrap(),
+                1,
+                "{label}"
+            );
+        }
         finish(app, stop, task).await;
     }
 }

@@ -167,6 +167,13 @@ impl Queue for Shared {
     ) -> Result<FailOutcome, QueueError> {
         self.0.nack(d, error).await
     }
+    async fn give_up(
+        &self,
+        d: hivesync_backend::queue::Delivery,
+        error: &str,
+    ) -> Result<hivesync_backend::queue::Job, QueueError> {
+        self.0.give_up(d, error).await
+    }
 }
 
 async fn project(store: &SqlStore) -> Uuid {
@@ -381,6 +388,51 @@ async fn a_job_that_always_fails_is_retried_with_backoff_then_failed() {
         assert_eq!(job.attempts, 3);
         if let Some(r) = &rabbit {
             assert_eq!(r.dead_letter_count(KIND).await.unwrap(), 1);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn permanent_failures_and_workers_dead_on_the_last_attempt_are_dead_lettered() {
+    with_queues(Duration::from_millis(600), |q, rabbit, store| async move {
+        let p = project(&store).await;
+        // The handler says retrying cannot help: `failed` at once, with its error.
+        let permanent = create(q.as_ref(), p, None).await;
+        let d = next(q.as_ref()).await;
+        assert_eq!(d.job.id, permanent);
+        let job = q.give_up(d, "snapshot s does not exist").await.unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.attempts, 1);
+        assert_eq!(job.error.as_deref(), Some("snapshot s does not exist"));
+        if let Some(r) = &rabbit {
+            assert_eq!(r.dead_letter_count(KIND).await.unwrap(), 1);
+        }
+        // A cancelled job given up on afterwards stays cancelled and is no dead letter.
+        let cancelled = create(q.as_ref(), p, None).await;
+        let d = next(q.as_ref()).await;
+        assert_eq!(d.job.id, cancelled);
+        q.jobs().cancel(cancelled).await.unwrap();
+        let job = q.give_up(d, "too late").await.unwrap();
+        assert_eq!(job.status, JobStatus::Cancelled);
+        // The worker dies on the job's last attempt: once the lease passes it is `failed`.
+        let last = create(q.as_ref(), p, Some(1)).await;
+        let d = next(q.as_ref()).await;
+        assert_eq!(d.job.id, last);
+        drop(d);
+        if let Some(r) = &rabbit {
+            r.close_connections().await;
+        }
+        nothing(q.as_ref(), Duration::from_millis(2500)).await;
+        let job = q.jobs().get(last).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.attempts, 1);
+        assert_eq!(
+            job.error.as_deref(),
+            Some("the worker stopped answering (lease expired)")
+        );
+        if let Some(r) = &rabbit {
+            assert_eq!(r.dead_letter_count(KIND).await.unwrap(), 2);
         }
     })
     .await;

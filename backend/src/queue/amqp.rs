@@ -5,7 +5,8 @@
 //! Topology per job kind `K` (names under a configurable prefix `P`), all on the default
 //! exchange: `P.K` (durable work queue), `P.K.retry` (durable delay queue: messages carry a
 //! per-message TTL equal to the backoff and dead-letter back into `P.K` when it expires), and
-//! `P.K.dead` (durable dead-letter queue for jobs that used up their attempts). Publishing uses
+//! `P.K.dead` (durable dead-letter queue for failed jobs: attempts used up, a permanent error,
+//! or a worker that died on the last attempt; the table holds the error). Publishing uses
 //! publisher confirms and persistent messages; consuming uses manual acknowledgements (sent
 //! only after the result or failure is stored) and a prefetch limit. Publisher and consumer
 //! each own a connection and reconnect, with backoff, when it drops; unacknowledged
@@ -307,6 +308,12 @@ impl RabbitQueue {
         })
     }
 
+    /// Files a failed job's id in its kind's dead-letter queue (the table holds its error).
+    async fn dead_letter(&self, job: &Job) -> Result<(), QueueError> {
+        self.publish(&job.kind, &self.dead_queue_name(&job.kind), job.id, None)
+            .await
+    }
+
     async fn ack_message(acker: Option<lapin::Acker>) {
         if let Some(acker) = acker
             && let Err(e) = acker.ack(BasicAckOptions::default()).await
@@ -414,6 +421,12 @@ impl Queue for RabbitQueue {
                 ClaimById::Finished(_) | ClaimById::Missing => {
                     Self::ack_message(acker).await;
                 }
+                ClaimById::Exhausted(job) => {
+                    tracing::warn!(job_id = %job.id, kind = %job.kind,
+                        "job failed: its worker stopped answering on the last attempt");
+                    self.dead_letter(&job).await?;
+                    Self::ack_message(acker).await;
+                }
                 ClaimById::Busy { retry_in } => {
                     // Its worker holds a live lease: look again once the lease may have passed.
                     let kind = delivery.routing_key.as_str();
@@ -449,13 +462,20 @@ impl Queue for RabbitQueue {
                 .await?;
                 self.jobs.mark_published(job.id).await?;
             }
-            FailOutcome::Failed(_) => {
-                self.publish(&job.kind, &self.dead_queue_name(&job.kind), job.id, None)
-                    .await?;
-            }
+            FailOutcome::Failed(failed) => self.dead_letter(failed).await?,
             FailOutcome::NotRunning(_) => {}
         }
         Self::ack_message(delivery.acker).await;
         Ok(outcome)
+    }
+
+    async fn give_up(&self, delivery: Delivery, error: &str) -> Result<Job, QueueError> {
+        let job = self.jobs.fail_now(delivery.job.id, error).await?;
+        // Not when it was cancelled or finished meanwhile: only failures are dead letters.
+        if job.status == JobStatus::Failed {
+            self.dead_letter(&job).await?;
+        }
+        Self::ack_message(delivery.acker).await;
+        Ok(job)
     }
 }

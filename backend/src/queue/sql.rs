@@ -28,6 +28,12 @@ pub struct JobStore {
     retry: RetryPolicy,
 }
 
+/// A reaped job: failed because its worker stopped answering on its last attempt.
+const REAPED: &str = "status = 'failed', lease_until = NULL, updated_at = $1, \
+     error = COALESCE(error, 'the worker stopped answering (lease expired)')";
+/// Running jobs whose lease passed (`$1`: now) after their last attempt.
+const REAPABLE: &str = "status = 'running' AND lease_until < $1 AND attempts >= max_attempts";
+
 /// What [`JobStore::claim_id`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimById {
@@ -37,6 +43,9 @@ pub enum ClaimById {
     Busy { retry_in: Duration },
     /// Succeeded, failed or cancelled: nothing to run.
     Finished(Job),
+    /// Its worker stopped answering on its last attempt: now `failed` (the lease expired and
+    /// no attempts are left), so the broker's message belongs in the dead-letter queue.
+    Exhausted(Job),
     /// No such job (deleted with its project).
     Missing,
 }
@@ -211,14 +220,10 @@ impl JobStore {
 
     /// Marks running jobs whose lease passed after their last attempt as `failed`.
     async fn reap(&self, t: i64) -> Result<(), QueueError> {
-        sqlx::query(
-            "UPDATE jobs SET status = 'failed', lease_until = NULL, updated_at = $1,
-                    error = COALESCE(error, 'the worker stopped answering (lease expired)')
-             WHERE status = 'running' AND lease_until < $1 AND attempts >= max_attempts",
-        )
-        .bind(t)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(&format!("UPDATE jobs SET {REAPED} WHERE {REAPABLE}"))
+            .bind(t)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -264,9 +269,21 @@ impl JobStore {
 
     /// Claims one job by id (a broker delivered it): queued (whatever its `run_after`, the
     /// broker timed it) or running with an expired lease.
+    ///
+    /// Only this job is reaped when its worker died on its last attempt ([`ClaimById::Exhausted`]):
+    /// on a broker every job has a message of its own, which must reach the dead-letter queue.
     pub async fn claim_id(&self, id: Uuid, lease: Duration) -> Result<ClaimById, QueueError> {
         let t = ms(now());
-        self.reap(t).await?;
+        let reaped = sqlx::query(&format!(
+            "UPDATE jobs SET {REAPED} WHERE id = $2 AND {REAPABLE} RETURNING {COLUMNS}"
+        ))
+        .bind(t)
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = reaped {
+            return Ok(ClaimById::Exhausted(job_from(&row)?));
+        }
         let row = sqlx::query(&format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = $3,
                     heartbeat_at = $2, updated_at = $2
