@@ -10,10 +10,10 @@
 //! The job runtime wraps these functions in its `JobHandler`: `parse_params` + `validate` for
 //! the API's check before queueing, `run_refactor` for the work.
 
-use super::snapshot::{MaterializeError, materialize_checked};
+use super::snapshot::{AnalysisFailure, with_analysis};
 use crate::state::AppState;
 use crate::store::{NewProposal, ProposalKind};
-use hivesync_analysis::{AnalysisError, AnalysisHost, FilePosition};
+use hivesync_analysis::{AnalysisError, FilePosition};
 use hivesync_protocol::Confidence;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -165,43 +165,37 @@ pub async fn run_refactor(
     {
         return Ok(result_json(done.id, &done.change));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("hivesync-refactor-")
-        .tempdir()
-        .map_err(|e| retry(&format!("cannot create a temporary directory: {e}")))?;
-    let manifest = materialize_checked(state, project_id, params.snapshot_id, dir.path())
-        .await
-        .map_err(|e| match e {
-            MaterializeError::Unavailable(m) => RefactorFailure::Retryable(m),
-            MaterializeError::Unusable(m) | MaterializeError::Invalid(m) => {
-                RefactorFailure::Invalid(m)
-            }
-        })?;
-    if !manifest.files.iter().any(|f| f.path == params.path) {
-        return Err(RefactorFailure::Invalid(format!(
-            "there is no file `{}` in snapshot {}",
-            params.path, params.snapshot_id
-        )));
-    }
-    let root = dir.path().to_path_buf();
     let position = FilePosition {
         path: params.path.clone(),
         line: params.line,
         column: params.column,
     };
     let new_name = params.new_name.clone();
-    let planned = tokio::task::spawn_blocking(move || {
-        let (host, _report) = AnalysisHost::load_dir(&root)?;
-        host.snapshot().rename(&position, &new_name)
-    })
+    let planned = with_analysis(
+        state,
+        project_id,
+        params.snapshot_id,
+        move |manifest, analysis| {
+            if !manifest.files.iter().any(|f| f.path == position.path) {
+                return Ok(None);
+            }
+            analysis.rename(&position, &new_name).map(Some)
+        },
+    )
     .await
-    .map_err(|e| retry(&format!("the rename task failed: {e}")))?;
-    drop(dir);
-    let plan = planned.map_err(|e| match e {
-        AnalysisError::Rename(r) => RefactorFailure::Refused(r.to_string()),
-        AnalysisError::Cancelled => RefactorFailure::Retryable(e.to_string()),
-        AnalysisError::Io { .. } => RefactorFailure::Retryable(e.to_string()),
+    .map_err(|e| match e {
+        AnalysisFailure::Engine(AnalysisError::Rename(r)) => {
+            RefactorFailure::Refused(r.to_string())
+        }
+        e if e.is_retryable() => RefactorFailure::Retryable(e.to_string()),
+        AnalysisFailure::Snapshot(e) => RefactorFailure::Invalid(e.to_string()),
         other => RefactorFailure::Refused(other.to_string()),
+    })?;
+    let plan = planned.ok_or_else(|| {
+        RefactorFailure::Invalid(format!(
+            "there is no file `{}` in snapshot {}",
+            params.path, params.snapshot_id
+        ))
     })?;
     let mut change = if params.include_probable {
         plan.change.clone()

@@ -2,11 +2,13 @@
 //! verified against their hashes, written under a directory (normally a fresh temporary one) so
 //! the analysis engine can load it. Paths are validated again before anything is written: a
 //! manifest path is relative, `/`-separated, without `..`, and never leads through a symbolic
-//! link out of the directory.
+//! link out of the directory. [`with_analysis`] does that in a temporary directory and runs the
+//! engine on it, for the job kinds that read a snapshot (`docs`, `explain`, `refactor`).
 
 use crate::state::AppState;
 use hivesync_analysis::changeset::content_hash;
 use hivesync_analysis::manifest::validate_manifest;
+use hivesync_analysis::{Analysis, AnalysisError, AnalysisHost};
 use hivesync_protocol::Manifest;
 use std::path::{Component, Path};
 use uuid::Uuid;
@@ -131,6 +133,65 @@ pub async fn materialize_checked(
         })?;
     }
     Ok(manifest)
+}
+
+/// Why [`with_analysis`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisFailure {
+    /// The snapshot could not be materialised.
+    #[error(transparent)]
+    Snapshot(#[from] MaterializeError),
+    /// The engine (or the work given to it) failed.
+    #[error(transparent)]
+    Engine(AnalysisError),
+    /// No temporary directory or no blocking thread; another attempt may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl AnalysisFailure {
+    /// Whether another attempt could succeed (a backing service, the disk, a cancelled or
+    /// interrupted analysis).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AnalysisFailure::Snapshot(e) => e.is_retryable(),
+            AnalysisFailure::Engine(e) => {
+                matches!(e, AnalysisError::Cancelled | AnalysisError::Io { .. })
+            }
+            AnalysisFailure::Unavailable(_) => true,
+        }
+    }
+}
+
+/// Materialises the committed snapshot into a fresh temporary directory, loads it into the
+/// engine and runs `f` on the engine's view of it and the snapshot's manifest, on a blocking
+/// thread (parsing a repository is CPU work). The directory is removed afterwards.
+pub async fn with_analysis<T, F>(
+    state: &AppState,
+    project_id: Uuid,
+    snapshot_id: Uuid,
+    f: F,
+) -> Result<T, AnalysisFailure>
+where
+    T: Send + 'static,
+    F: FnOnce(&Manifest, &Analysis) -> Result<T, AnalysisError> + Send + 'static,
+{
+    let dir = tempfile::Builder::new()
+        .prefix("hivesync-job-")
+        .tempdir()
+        .map_err(|e| {
+            AnalysisFailure::Unavailable(format!("cannot create a temporary directory: {e}"))
+        })?;
+    let manifest = materialize_checked(state, project_id, snapshot_id, dir.path()).await?;
+    let root = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let (host, _report) = AnalysisHost::load_dir(&root)?;
+        f(&manifest, &host.snapshot())
+    })
+    .await
+    .map_err(|e| AnalysisFailure::Unavailable(format!("the analysis task failed: {e}")))?;
+    drop(dir);
+    out.map_err(AnalysisFailure::Engine)
 }
 
 /// `dir/path` for a manifest path, refusing anything that is not a plain relative path or that

@@ -5,11 +5,11 @@
 //! and store the result idempotently.
 
 use crate::ai::{self, AiError, AiProvider, ProviderKind, ProviderSettings};
-use crate::jobs::snapshot::{MaterializeError, materialize_checked};
+use crate::jobs::snapshot::with_analysis;
 use crate::state::AppState;
 use crate::store::{AuthorKind, Comment, NewProposal, ProposalKind};
 use crate::worker::{JobContext, JobError, JobHandler};
-use hivesync_analysis::{Analysis, AnalysisError, AnalysisHost};
+use hivesync_analysis::{Analysis, AnalysisError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -60,8 +60,7 @@ fn ai_error(e: AiError) -> JobError {
     }
 }
 
-/// Materialises the snapshot into a temporary directory and runs `f` on the engine's view of
-/// it (on a blocking thread: parsing a repository is CPU work).
+/// Runs `f` on the engine's view of the snapshot ([`with_analysis`]), as a job's outcome.
 async fn with_snapshot<T, F>(
     state: &AppState,
     project_id: Uuid,
@@ -72,27 +71,16 @@ where
     T: Send + 'static,
     F: FnOnce(&Analysis) -> Result<T, AnalysisError> + Send + 'static,
 {
-    let dir = tempfile::Builder::new()
-        .prefix("hivesync-job-")
-        .tempdir()
-        .map_err(|e| retry(format!("cannot create a temporary directory: {e}")))?;
-    materialize_checked(state, project_id, snapshot_id, dir.path())
-        .await
-        .map_err(|e| match e {
-            MaterializeError::Unavailable(m) => JobError::Retryable(m),
-            MaterializeError::Unusable(m) | MaterializeError::Invalid(m) => JobError::Permanent(m),
-        })?;
-    let root = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        let (host, _report) = AnalysisHost::load_dir(&root)?;
-        f(&host.snapshot())
+    with_analysis(state, project_id, snapshot_id, move |_, analysis| {
+        f(analysis)
     })
     .await
-    .map_err(|e| retry(format!("the analysis task failed: {e}")))?;
-    drop(dir);
-    out.map_err(|e| match e {
-        AnalysisError::Cancelled | AnalysisError::Io { .. } => JobError::Retryable(e.to_string()),
-        other => JobError::Permanent(other.to_string()),
+    .map_err(|e| {
+        if e.is_retryable() {
+            JobError::Retryable(e.to_string())
+        } else {
+            JobError::Permanent(e.to_string())
+        }
     })
 }
 
