@@ -247,6 +247,23 @@ async fn job_events(app: &TestApp, project: &str, job: &str) -> Vec<Event> {
     }
 }
 
+/// The job's events once the last one is `kind` (events follow the row they describe).
+async fn events_until(app: &TestApp, project: &str, job: &str, kind: &str) -> Vec<Event> {
+    let start = Instant::now();
+    loop {
+        let events = job_events(app, project, job).await;
+        if events.last().is_some_and(|e| e.kind == kind) {
+            return events;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no {kind} for job {job}: {:?}",
+            kinds_of(&events)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn kinds_of(events: &[Event]) -> Vec<String> {
     let mut kinds: Vec<String> = events.iter().map(|e| e.kind.clone()).collect();
     kinds.dedup();
@@ -485,7 +502,7 @@ async fn a_job_that_always_fails_is_retried_with_backoff_then_failed_and_dead_le
         assert_eq!(done["status"], "failed", "{label}: {done}");
         assert_eq!(done["attempts"], 3);
         assert_eq!(done["error"], "boom attempt 3");
-        let events = job_events(&app, &project, &id).await;
+        let events = events_until(&app, &project, &id, "job.failed").await;
         let retries: Vec<u64> = events
             .iter()
             .filter(|e| e.kind == "job.retrying")
@@ -526,8 +543,10 @@ async fn a_job_that_always_fails_is_retried_with_backoff_then_failed_and_dead_le
             record.runs.lock().unwrap()[&Uuid::parse_str(&id).unwrap()],
             1
         );
-        let last = job_events(&app, &project, &id).await.pop().unwrap();
-        assert_eq!(last.kind, "job.failed", "{label}");
+        let last = events_until(&app, &project, &id, "job.failed")
+            .await
+            .pop()
+            .unwrap();
         assert_eq!(last.payload["error"], "this never works", "{label}");
         if let Some(r) = &app.state.rabbit_queue {
             assert_eq!(
@@ -547,6 +566,11 @@ async fn a_worker_that_dies_mid_job_is_replaced_and_the_job_has_exactly_one_resu
         let (stop_a, task_a) = workers(&app, 1);
         let id = submit(&app, &token, &project, "once", json!({})).await;
         wait_job(&app, &token, &id, |j| j["status"] == "running").await;
+        // Claimed is not yet started: wait for the handler to be running.
+        let uuid = Uuid::parse_str(&id).unwrap();
+        while !record.runs.lock().unwrap().contains_key(&uuid) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         // Worker A goes away holding the job (no grace: its run is abandoned mid-way); on
         // RabbitMQ its connection goes with it.
         stop_a.send(true).unwrap();
@@ -559,7 +583,6 @@ async fn a_worker_that_dies_mid_job_is_replaced_and_the_job_has_exactly_one_resu
         assert_eq!(done["status"], "succeeded", "{label}: {done}");
         assert_eq!(done["attempts"], 2, "{label}");
         assert_eq!(done["result"], json!({"attempt": 2}));
-        let uuid = Uuid::parse_str(&id).unwrap();
         assert_eq!(record.results.lock().unwrap().len(), 1, "{label}");
         assert_eq!(record.runs.lock().unwrap()[&uuid], 2);
         // Nothing runs it a third time.
