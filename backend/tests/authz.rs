@@ -424,6 +424,27 @@ fn routes() -> Vec<Case> {
             200,
             |_| Some(json!({"provider": "offline"})),
         ),
+        c(
+            Method::GET,
+            "/api/v1/projects/{project_id}/git-credentials",
+            Project(Maintainer),
+            200,
+            none,
+        ),
+        c(
+            Method::PUT,
+            "/api/v1/projects/{project_id}/git-credentials",
+            Project(Maintainer),
+            200,
+            |_| Some(json!({"username": "bot", "secret": "token"})),
+        ),
+        c(
+            Method::DELETE,
+            "/api/v1/projects/{project_id}/git-credentials",
+            Project(Maintainer),
+            204,
+            none,
+        ),
     ]
 }
 

@@ -1,12 +1,18 @@
 //! The built-in job kinds run by real workers: `preview_cleanup` (bundles of expired and
 //! revoked previews, stray preview directories, unreferenced blob records and blobs) and
 //! `repo_sync` (a local bare repository made with `git init --bare`, mirrored through a
-//! file:// URL and recorded as snapshots). SQLite always, PostgreSQL when `DATABASE_URL` is set.
+//! file:// URL and recorded as snapshots; and a smart-HTTP server in the test that demands HTTP
+//! Basic auth, so the project's git credentials are needed — and never show in a job, an event
+//! or the log). SQLite always, PostgreSQL when `DATABASE_URL` is set.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use axum::http::{Method, StatusCode};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use common::{TestApp, app_with_services, backends, test_services};
 use hivesync_analysis::changeset::content_hash;
 use hivesync_analysis::manifest::manifest_hash;
@@ -16,7 +22,9 @@ use hivesync_backend::store::{Preview, PreviewStatus, Project, Snapshot};
 use hivesync_backend::worker::{self, WorkerOptions};
 use hivesync_protocol::{Manifest, ManifestFile};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -381,4 +389,295 @@ async fn repo_sync_mirrors_a_git_remote_and_records_snapshots_of_its_branch() {
         stop.send(true).unwrap();
         task.await.unwrap();
     }
+}
+
+const GIT_USER: &str = "sync-bot";
+const GIT_SECRET: &str = "glpat-s3cret-0123456789abcdef";
+
+/// Everything the tests' tracing logged (installed once per test binary).
+fn captured_log() -> &'static Mutex<Vec<u8>> {
+    static LOG: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct Sink(&'static Mutex<Vec<u8>>);
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || Sink(log))
+            .try_init();
+        log
+    })
+}
+
+/// `git http-backend` as CGI for the repositories under `root`, behind HTTP Basic auth.
+async fn git_http(
+    State(root): State<PathBuf>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{GIT_USER}:{GIT_SECRET}"))
+    );
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    if header("authorization") != expected {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Basic realm=\"git\"")],
+            "authentication required",
+        )
+            .into_response();
+    }
+    let mut child = tokio::process::Command::new("git")
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", &root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", method.as_str())
+        .env("PATH_INFO", uri.path())
+        .env("QUERY_STRING", uri.query().unwrap_or(""))
+        .env("CONTENT_TYPE", header("content-type"))
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+        .env("GIT_PROTOCOL", header("git-protocol"))
+        .env("REMOTE_USER", GIT_USER)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, &body)
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let split = out
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4))
+        .or_else(|| {
+            out.stdout
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, i + 2))
+        })
+        .expect("CGI headers");
+    let head = String::from_utf8_lossy(&out.stdout[..split.0]).into_owned();
+    let mut response = Response::new(axum::body::Body::from(out.stdout[split.1..].to_vec()));
+    for line in head.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            let code = value.split(' ').next().unwrap().parse::<u16>().unwrap();
+            *response.status_mut() = StatusCode::from_u16(code).unwrap();
+        } else {
+            response.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+    }
+    response
+}
+
+/// Serves the bare repositories under `root`; returns the base URL.
+async fn git_server(root: PathBuf) -> String {
+    let app = axum::Router::new().fallback(git_http).with_state(root);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// The ways the secret could leak: as it is, or inside a Basic header.
+fn leaks(text: &str) -> bool {
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{GIT_USER}:{GIT_SECRET}"));
+    text.contains(GIT_SECRET) || text.contains(&encoded)
+}
+
+#[tokio::test]
+async fn repo_sync_authenticates_with_the_projects_git_credentials_and_never_shows_them() {
+    let log = captured_log();
+    for b in backends() {
+        let app = app(&b).await;
+        let (_, token, _) = app.user("owner@example.com").await;
+        let project = app.project(&token, "private").await;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("served");
+        let remote = root.join("private.git");
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&remote).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        git(&remote, &["init", "--bare", "-q", "-b", "main"]);
+        git(&work, &["init", "-q", "-b", "main"]);
+        std::fs::write(work.join("lib.py"), "def secret_sauce():\n    return 42\n").unwrap();
+        git(&work, &["add", "."]);
+        git(&work, &["commit", "-q", "-m", "one"]);
+        git(&work, &["push", "-q", remote.to_str().unwrap(), "main"]);
+        let url = format!("{}/private.git", git_server(root).await);
+        let params = json!({"url": url, "branch": "main"});
+        let (stop, task) = workers(&app);
+        let creds = format!("/api/v1/projects/{project}/git-credentials");
+
+        // No credentials: a clear, permanent failure.
+        let r = app.get(&creds, &token).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body["has_secret"], false);
+        assert_eq!(r.body["username"], Value::Null);
+        let without = sync(&app, &token, &project, params.clone()).await;
+        let job = wait_finished(&app, without).await;
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.attempts, 1, "an authentication failure is not retried");
+        let error = job.error.unwrap();
+        assert!(
+            error.contains("requires authentication") && error.contains("git-credentials"),
+            "{error}"
+        );
+
+        // Bad input is refused by name, and its secret is not echoed.
+        for (body, field) in [
+            (json!({"username": "", "secret": GIT_SECRET}), "`username`"),
+            (json!({"username": GIT_USER, "secret": ""}), "`secret`"),
+        ] {
+            let r = app
+                .call(Method::PUT, &creds, Some(&token), Some(body))
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+            assert!(r.body.to_string().contains(field), "{:?}", r.body);
+            assert!(!leaks(&r.body.to_string()));
+        }
+        // A wrong secret: refused, named as the project's credentials.
+        let r = app
+            .call(
+                Method::PUT,
+                &creds,
+                Some(&token),
+                Some(json!({"username": GIT_USER, "secret": "wrong-0000"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let wrong = sync(&app, &token, &project, params.clone()).await;
+        let job = wait_finished(&app, wrong).await;
+        assert_eq!(job.status, JobStatus::Failed);
+        let error = job.error.unwrap();
+        assert!(
+            error.contains("refused the project's git credentials"),
+            "{error}"
+        );
+        assert!(!error.contains("wrong-0000"), "{error}");
+
+        // The right ones: stored write-only, and the sync succeeds.
+        let r = app
+            .call(
+                Method::PUT,
+                &creds,
+                Some(&token),
+                Some(json!({"username": GIT_USER, "secret": GIT_SECRET})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body["has_secret"], true);
+        assert_eq!(r.body["username"], GIT_USER);
+        let r = app.get(&creds, &token).await;
+        assert_eq!(r.body["has_secret"], true);
+        assert!(!leaks(&r.body.to_string()), "{:?}", r.body);
+        let with = sync(&app, &token, &project, params.clone()).await;
+        let job = wait_finished(&app, with).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+        assert_eq!(job.result.as_ref().unwrap()["snapshot_id"], json!(with));
+        let file = app
+            .get(
+                &format!("/api/v1/projects/{project}/snapshots/{with}/files/lib.py"),
+                &token,
+            )
+            .await;
+        assert_eq!(file.body, json!("def secret_sauce():\n    return 42\n"));
+        let manifest = app
+            .get(
+                &format!("/api/v1/projects/{project}/snapshots/{with}/manifest"),
+                &token,
+            )
+            .await;
+        assert_eq!(manifest.body["metadata"]["source"], json!(url));
+
+        // A later sync fetches the existing mirror with them too.
+        let again = sync(&app, &token, &project, params.clone()).await;
+        let job = wait_finished(&app, again).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+
+        // The secret is in no job, event, mirror config or log line.
+        let jobs = app
+            .get(&format!("/api/v1/projects/{project}/jobs"), &token)
+            .await;
+        assert_eq!(jobs.body.as_array().unwrap().len(), 4, "{:?}", jobs.body);
+        assert!(!leaks(&jobs.body.to_string()));
+        let events = app
+            .get(
+                &format!("/api/v1/projects/{project}/events?limit=1000"),
+                &token,
+            )
+            .await;
+        assert_eq!(events.status, StatusCode::OK);
+        let events = events.body.to_string();
+        assert!(
+            events.contains("project.git_credentials_updated"),
+            "{events}"
+        );
+        assert!(!leaks(&events));
+        let mirrors = app.state.config.config.data_dir.join("mirrors");
+        for entry in walk(&mirrors) {
+            if entry.file_name().is_some_and(|n| n == "config") {
+                let text = std::fs::read_to_string(&entry).unwrap();
+                assert!(!leaks(&text), "{}: {text}", entry.display());
+            }
+        }
+        let logged = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+        assert!(!leaks(&logged), "the log shows the secret");
+
+        // Removed: syncing needs them again.
+        let r = app.call(Method::DELETE, &creds, Some(&token), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = app.get(&creds, &token).await;
+        assert_eq!(r.body["has_secret"], false);
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -122,6 +122,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             crate::ai::settings::get_ai_settings,
             crate::ai::settings::put_ai_settings
         ))
+        .routes(routes!(
+            crate::jobs::git_credentials::get_git_credentials,
+            crate::jobs::git_credentials::put_git_credentials,
+            crate::jobs::git_credentials::delete_git_credentials
+        ))
 }
 
 /// The client's address, for rate limiting: the peer address, or with `trust_forwarded_for`

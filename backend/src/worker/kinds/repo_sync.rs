@@ -5,12 +5,17 @@
 //! `GET …/snapshots` like an uploaded one, with `git_commit`/`git_ref`/`source` metadata.
 //!
 //! Idempotent by job id: the snapshot's id is the job's id, so a redelivered job finds its
-//! snapshot and returns it. URLs may not carry credentials (they would be stored with the
-//! job's params); git's output is redacted before it becomes an error. Transports are limited
-//! to https, http, ssh and git (`GIT_ALLOW_PROTOCOL`); local `file://` remotes only with
+//! snapshot and returns it. URLs may not carry passwords (they would be stored with the job's
+//! params): an http(s) remote that needs them gets the project's git credentials
+//! (`jobs::git_credentials`, `PUT …/git-credentials`) as a header git reads from its
+//! environment, never from its command line. git's output is redacted (URL credentials, the
+//! secret, the header) before it becomes an error, and a remote refusing access is a
+//! permanent failure that says which credentials to set. Transports are limited to https,
+//! http, ssh and git (`GIT_ALLOW_PROTOCOL`); local `file://` remotes only with
 //! `repo_sync_allow_local` (tests).
 
 use crate::config::redact_url;
+use crate::jobs::git_credentials::{self, GitCredentials};
 use crate::state::AppState;
 use crate::store::{AddBlob, Snapshot};
 use crate::worker::{JobContext, JobError, JobHandler};
@@ -69,7 +74,9 @@ fn parse(params: &Value, allow_local: bool) -> Result<Params, String> {
             .next()
             .is_some_and(|auth| auth.contains(':') && auth.contains('@'))
     {
-        return Err("params.url must not carry a password; the URL is stored with the job".into());
+        return Err("params.url must not carry a password (the URL is stored with the job); \
+                    set the project's git credentials instead (PUT /api/v1/projects/{id}/git-credentials)"
+            .into());
     }
     let valid_branch = !branch.is_empty()
         && !branch.starts_with(['-', '/', '.'])
@@ -116,9 +123,16 @@ impl JobHandler for RepoSync {
                              "file_count": s.file_count}),
             );
         }
+        let credentials = git_credentials::load(&state.sql, project_id)
+            .await
+            .map_err(db)?;
         ctx.progress(0, 3, "fetching").await?;
         let mirror = mirror_dir(state, project_id, &p.url);
-        fetch(&mirror, &p.url, state.config.config.repo_sync_allow_local).await?;
+        let remote = Remote {
+            url: &p.url,
+            credentials: credentials.as_ref(),
+        };
+        fetch(&mirror, &remote, state.config.config.repo_sync_allow_local).await?;
         let commit = git(
             &mirror,
             &[
@@ -245,8 +259,58 @@ fn mirror_dir(state: &AppState, project_id: Uuid, url: &str) -> PathBuf {
         .join(format!("{}.git", &digest[..16]))
 }
 
+/// The remote a job syncs: its URL and the project's credentials, if any.
+struct Remote<'a> {
+    url: &'a str,
+    credentials: Option<&'a GitCredentials>,
+}
+
+impl Remote<'_> {
+    /// git's output without the URL's credentials or the project's secret.
+    fn redact(&self, text: &str) -> String {
+        let text = text.replace(self.url, &redact_url(self.url));
+        match self.credentials {
+            Some(c) => c.redact(&text),
+            None => text,
+        }
+    }
+
+    /// Hands the credentials to git for this remote only, through its environment
+    /// (`GIT_CONFIG_COUNT`/`KEY`/`VALUE`: neither the command line nor the mirror's config).
+    fn authorize(&self, cmd: &mut Command) {
+        let Some(c) = self.credentials else { return };
+        let scheme = self
+            .url
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("http" | "https")) {
+            return;
+        }
+        cmd.env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", format!("http.{}.extraHeader", self.url))
+            .env(
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: {}", c.authorization()),
+            );
+    }
+}
+
 fn command(allow_local: bool) -> Command {
     let mut cmd = Command::new("git");
+    // Tracing would copy requests (and their headers) to stderr.
+    for var in [
+        "GIT_TRACE",
+        "GIT_TRACE_CURL",
+        "GIT_TRACE_PACKET",
+        "GIT_CURL_VERBOSE",
+        "GIT_TRACE_REDACT",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+        "GIT_ASKPASS",
+        "SSH_ASKPASS",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd.env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env(
@@ -262,7 +326,8 @@ fn command(allow_local: bool) -> Command {
     cmd
 }
 
-/// Runs git in `dir`; stdout on success. Errors never show the URL's credentials.
+/// Runs git in `dir` on the local mirror; stdout on success. Errors never show the URL's
+/// credentials.
 async fn git(dir: &Path, args: &[&str], url: &str) -> Result<Vec<u8>, JobError> {
     let out = command(true)
         .arg("-C")
@@ -274,13 +339,18 @@ async fn git(dir: &Path, args: &[&str], url: &str) -> Result<Vec<u8>, JobError> 
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(JobError::Retryable(git_error(&out.stderr, url)))
+        Err(JobError::Retryable(git_error(
+            &out.stderr,
+            &Remote {
+                url,
+                credentials: None,
+            },
+        )))
     }
 }
 
-fn git_error(stderr: &[u8], url: &str) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let text = text.replace(url, &redact_url(url));
+fn git_error(stderr: &[u8], remote: &Remote<'_>) -> String {
+    let text = remote.redact(&String::from_utf8_lossy(stderr));
     let line = text
         .lines()
         .map(str::trim)
@@ -289,11 +359,46 @@ fn git_error(stderr: &[u8], url: &str) -> String {
     format!("git: {line}")
 }
 
+/// What the remote's refusal means for the job: retrying cannot help until someone sets (or
+/// fixes) the project's git credentials.
+fn fetch_error(stderr: &[u8], remote: &Remote<'_>) -> JobError {
+    let text = String::from_utf8_lossy(stderr);
+    let refused = [
+        "could not read Username",
+        "could not read Password",
+        "Authentication failed",
+        "The requested URL returned error: 401",
+        "The requested URL returned error: 403",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle));
+    let error = git_error(stderr, remote);
+    if !refused {
+        return JobError::Retryable(error);
+    }
+    JobError::Permanent(match remote.credentials {
+        None => format!(
+            "the remote requires authentication and the project has no git credentials \
+             (set them with PUT /api/v1/projects/{{id}}/git-credentials); {error}"
+        ),
+        Some(c) => format!(
+            "the remote refused the project's git credentials (user `{}`); {error}",
+            c.username
+        ),
+    })
+}
+
 /// Clones the mirror once, fetches it afterwards.
-async fn fetch(mirror: &Path, url: &str, allow_local: bool) -> Result<(), JobError> {
+async fn fetch(mirror: &Path, remote: &Remote<'_>, allow_local: bool) -> Result<(), JobError> {
     let io = |e: std::io::Error| JobError::Retryable(format!("mirror storage: {e}"));
+    let url = remote.url;
+    let with_credentials = || {
+        let mut cmd = command(allow_local);
+        remote.authorize(&mut cmd);
+        cmd
+    };
     let out = if mirror.join("HEAD").is_file() {
-        command(allow_local)
+        with_credentials()
             .arg("-C")
             .arg(mirror)
             .args([
@@ -310,7 +415,7 @@ async fn fetch(mirror: &Path, url: &str, allow_local: bool) -> Result<(), JobErr
         let parent = mirror.parent().unwrap_or(mirror);
         tokio::fs::create_dir_all(parent).await.map_err(io)?;
         let tmp = parent.join(format!(".clone-{}", Uuid::new_v4()));
-        let out = command(allow_local)
+        let out = with_credentials()
             .args(["clone", "--mirror", "--quiet", "--", url])
             .arg(&tmp)
             .output()
@@ -332,7 +437,7 @@ async fn fetch(mirror: &Path, url: &str, allow_local: bool) -> Result<(), JobErr
     if out.status.success() {
         Ok(())
     } else {
-        Err(JobError::Retryable(git_error(&out.stderr, url)))
+        Err(fetch_error(&out.stderr, remote))
     }
 }
 
@@ -410,7 +515,13 @@ async fn read_blobs(
     let _ = writer.await;
     let status = child.wait_with_output().await.map_err(fail)?;
     if !status.status.success() {
-        return Err(JobError::Retryable(git_error(&status.stderr, url)));
+        return Err(JobError::Retryable(git_error(
+            &status.stderr,
+            &Remote {
+                url,
+                credentials: None,
+            },
+        )));
     }
     Ok(contents)
 }
@@ -461,8 +572,35 @@ mod tests {
     fn git_errors_hide_credentials() {
         let msg = git_error(
             b"fatal: could not read from https://u:tok@h/r.git\n",
-            "https://u:tok@h/r.git",
+            &Remote {
+                url: "https://u:tok@h/r.git",
+                credentials: None,
+            },
         );
         assert!(!msg.contains("tok"), "{msg}");
+        let credentials = GitCredentials {
+            username: "bot".into(),
+            secret: crate::ai::Secret::new("s3cret-token"),
+        };
+        let remote = Remote {
+            url: "https://h/r.git",
+            credentials: Some(&credentials),
+        };
+        let err = fetch_error(
+            format!(
+                "> Authorization: {}\nfatal: Authentication failed for s3cret-token\n",
+                credentials.authorization()
+            )
+            .as_bytes(),
+            &remote,
+        );
+        let JobError::Permanent(msg) = err else {
+            panic!("an authentication failure is permanent: {err:?}");
+        };
+        assert!(
+            msg.contains("refused the project's git credentials"),
+            "{msg}"
+        );
+        assert!(!msg.contains("s3cret"), "{msg}");
     }
 }
