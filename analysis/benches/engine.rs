@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 mod generate;
 
+/// The binary's allocator; its `override` feature also serves tree-sitter's C allocations.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let lines: Option<usize> = std::env::var("HIVESYNC_BENCH_LINES")
         .ok()
@@ -69,6 +73,9 @@ fn main() {
         stats.definitions,
         stats.references
     );
+    if std::env::var_os("HIVESYNC_BENCH_COLD_ONLY").is_some() {
+        return;
+    }
 
     // Raw indexing speed, one thread, no salsa: separates parsing from database overhead.
     {
