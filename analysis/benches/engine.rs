@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 
 mod generate;
 
-/// The binary's allocator; its `override` feature also serves tree-sitter's C allocations.
+/// The binary's allocator and settings (see `hivesync_analysis::alloc`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    hivesync_analysis::alloc::prefer_small_pages();
     let lines: Option<usize> = std::env::var("HIVESYNC_BENCH_LINES")
         .ok()
         .and_then(|l| l.parse().ok());

@@ -1925,7 +1925,7 @@ mod tests {
                 "S", "S.A", "S.b", "S.c", "I", "I.M", "V", "C1", "C2", "F", "S.M"
             ]
         );
-        let mut ts = Parser::new();
+        let mut ts = tree_sitter::Parser::new();
         ts.set_language(&tree_sitter_go::LANGUAGE.into())
             .expect("grammar loads");
         let tree = ts.parse(text, None).expect("parses");

@@ -1666,7 +1666,7 @@ mod tests {
         let idx = index(text);
         let keys: Vec<&str> = idx.defs.iter().filter_map(|d| d.key.as_deref()).collect();
         assert_eq!(keys, ["X", "C", "C.m", "C.y", "f"]);
-        let mut ts = Parser::new();
+        let mut ts = tree_sitter::Parser::new();
         ts.set_language(&tree_sitter_python::LANGUAGE.into())
             .expect("grammar loads");
         let tree = ts.parse(text, None).expect("parses");

@@ -2281,7 +2281,7 @@ mod tests {
                 "S.new", "inner.g"
             ]
         );
-        let mut ts = Parser::new();
+        let mut ts = tree_sitter::Parser::new();
         ts.set_language(&tree_sitter_rust::LANGUAGE.into())
             .expect("grammar loads");
         let tree = ts.parse(text, None).expect("parses");

@@ -4002,7 +4002,7 @@ mod tests {
         ];
         for (language, grammar, text) in cases {
             let idx = index(language, text);
-            let mut parser = Parser::new();
+            let mut parser = tree_sitter::Parser::new();
             parser.set_language(&grammar).expect("grammar loads");
             let tree = parser.parse(text, None).expect("parses");
             let query = tree_sitter::Query::new(&grammar, DEFINITIONS_QUERY).expect("query");
