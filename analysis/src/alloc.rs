@@ -4,7 +4,7 @@
 //! that tree-sitter's C code allocates there too, and calls [`prefer_small_pages`] first thing in
 //! `main`:
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 //!

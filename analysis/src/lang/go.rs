@@ -7,6 +7,7 @@
 
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+    named_children,
 };
 use crate::db::SourceFile;
 use crate::model::{
@@ -539,11 +540,6 @@ fn value_type(text: &str, node: Node<'_>) -> Option<String> {
     }
 }
 
-fn named_children(node: Node<'_>) -> Vec<Node<'_>> {
-    let mut cursor = node.walk();
-    node.named_children(&mut cursor).collect()
-}
-
 struct Walker<'a> {
     text: &'a str,
     index: FileIndex,
@@ -709,7 +705,7 @@ impl<'a> Walker<'a> {
     // ---- the file ---------------------------------------------------------------------------
 
     fn file(&mut self, root: Node<'_>, path: &str) {
-        let children = named_children(root);
+        let children: Vec<Node<'_>> = named_children(root).collect();
         let package = children
             .iter()
             .find(|c| c.kind_str() == "package_clause")
@@ -1299,7 +1295,10 @@ impl<'a> Walker<'a> {
                 continue;
             }
             let ty = spec.field("type");
-            let values: Vec<Node<'_>> = spec.field("value").map(named_children).unwrap_or_default();
+            let values: Vec<Node<'_>> = spec
+                .field("value")
+                .map(|v| named_children(v).collect())
+                .unwrap_or_default();
             if !top {
                 // Values and types are evaluated before the names come into scope.
                 if let Some(t) = ty {
@@ -1592,7 +1591,10 @@ impl<'a> Walker<'a> {
     }
 
     fn short_var(&mut self, node: Node<'_>) {
-        let values: Vec<Node<'_>> = node.field("right").map(named_children).unwrap_or_default();
+        let values: Vec<Node<'_>> = node
+            .field("right")
+            .map(|v| named_children(v).collect())
+            .unwrap_or_default();
         for v in &values {
             self.expr(*v);
         }
@@ -1604,7 +1606,7 @@ impl<'a> Walker<'a> {
     /// Left-hand sides of `:=` (`defines`) or `=`.
     fn targets(&mut self, list: Node<'_>, stmt: Node<'_>, defines: bool, values: &[Node<'_>]) {
         let targets = if list.kind_str() == "expression_list" {
-            named_children(list)
+            named_children(list).collect()
         } else {
             vec![list]
         };

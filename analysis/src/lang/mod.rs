@@ -184,6 +184,34 @@ impl<'t> Syntax<'t> for Node<'t> {
     }
 }
 
+/// The named children of `node`, read with one cursor (no vector per node).
+pub(crate) fn named_children(node: Node<'_>) -> NamedChildren<'_> {
+    let mut cursor = node.walk();
+    let done = !cursor.goto_first_child();
+    NamedChildren { cursor, done }
+}
+
+/// Iterator of [`named_children`].
+pub(crate) struct NamedChildren<'t> {
+    cursor: tree_sitter::TreeCursor<'t>,
+    done: bool,
+}
+
+impl<'t> Iterator for NamedChildren<'t> {
+    type Item = Node<'t>;
+
+    fn next(&mut self) -> Option<Node<'t>> {
+        while !self.done {
+            let node = self.cursor.node();
+            self.done = !self.cursor.goto_next_sibling();
+            if node.is_named() {
+                return Some(node);
+            }
+        }
+        None
+    }
+}
+
 /// Error and missing nodes in the tree (descending only into subtrees that contain errors).
 pub(crate) fn count_errors(root: Node<'_>) -> u32 {
     if !root.has_error() {

@@ -15,6 +15,7 @@
 use super::go::{collapse_ws, doc_above, join, parent_dir, truncate};
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+    named_children,
 };
 use crate::db::SourceFile;
 use crate::model::{
@@ -492,11 +493,6 @@ fn module_file(map: &ModuleMap, root: &str, segs: &[String]) -> Option<SourceFil
         .or_else(|| map.file(&format!("{base}/mod.rs")))
 }
 
-fn named_children(node: Node<'_>) -> Vec<Node<'_>> {
-    let mut cursor = node.walk();
-    node.named_children(&mut cursor).collect()
-}
-
 /// The last path segment naming the type a type expression denotes (`&mut a::B<T>` → `B`).
 fn type_base(text: &str, node: Node<'_>) -> Option<String> {
     match node.kind_str() {
@@ -783,7 +779,7 @@ impl<'a> Walker<'a> {
     /// The items of a file, inline module body or block: all names first (items are visible
     /// throughout their container), then their contents.
     fn items(&mut self, container: Node<'_>, in_module: bool) {
-        let children = named_children(container);
+        let children: Vec<Node<'_>> = named_children(container).collect();
         let saved_items = std::mem::take(&mut self.local_items);
         self.local_items = children
             .iter()
@@ -1141,7 +1137,7 @@ impl<'a> Walker<'a> {
             match p.kind_str() {
                 "type_parameter" | "const_parameter" => {
                     let name_node = p.field("name").or_else(|| {
-                        named_children(p).into_iter().find(|c| {
+                        named_children(p).find(|c| {
                             c.kind_str() == "type_identifier" || c.kind_str() == "identifier"
                         })
                     });
@@ -1330,7 +1326,7 @@ impl<'a> Walker<'a> {
                         }
                     }
                     "use_wildcard" => {
-                        if let Some(p) = named_children(node).into_iter().next() {
+                        if let Some(p) = named_children(node).next() {
                             self.path_nodes(p, &mut segs);
                         }
                         self.use_binding(&segs, None, true, decl);
@@ -1621,7 +1617,7 @@ impl<'a> Walker<'a> {
 
     fn block_contents(&mut self, node: Node<'_>) {
         let saved = self.scope;
-        let children = named_children(node);
+        let children: Vec<Node<'_>> = named_children(node).collect();
         // Items of the block are visible throughout it.
         let mut item_defs = Vec::new();
         for c in &children {
@@ -1935,8 +1931,8 @@ impl<'a> Walker<'a> {
             }
             "parenthesized_expression" | "reference_expression" => {
                 let inner = named_children(node)
-                    .into_iter()
-                    .rfind(|c| c.kind_str() != "mutable_specifier")?;
+                    .filter(|c| c.kind_str() != "mutable_specifier")
+                    .last()?;
                 self.expr(inner)
             }
             "struct_expression" => {
@@ -2212,7 +2208,7 @@ fn value_type(text: &str, node: Node<'_>) -> Option<String> {
     match node.kind_str() {
         "struct_expression" => type_path(text, node.field("name")?),
         "reference_expression" | "parenthesized_expression" => {
-            value_type(text, named_children(node).into_iter().last()?)
+            value_type(text, named_children(node).last()?)
         }
         _ => None,
     }
