@@ -818,11 +818,9 @@ impl<'a> Walker<'a> {
         for c in named_children(node) {
             match c.kind_str() {
                 "import_spec" => specs.push(c),
-                "import_spec_list" => specs.extend(
-                    named_children(c)
-                        .into_iter()
-                        .filter(|s| s.kind_str() == "import_spec"),
-                ),
+                "import_spec_list" => {
+                    specs.extend(named_children(c).filter(|s| s.kind_str() == "import_spec"))
+                }
                 _ => {}
             }
         }

@@ -10,8 +10,10 @@
 //! 2. Create `analysis/src/lang/<lang>.rs` with a unit struct implementing [`LanguageModule`],
 //!    and register it in [`module_for`] below. Put tree-sitter queries the module runs in
 //!    `analysis/src/lang/<lang>.scm` and load them with `include_str!` (see `python.scm`).
-//! 3. `index` parses with tree-sitter (reuse a thread-local `tree_sitter::Parser`, see
-//!    `python.rs`) and walks the tree once, filling a [`FileIndex`]:
+//! 3. `index` parses with tree-sitter through a static [`Grammar`] (`GRAMMAR.enter()`, then
+//!    `GRAMMAR.parse(text)`, see `python.rs`; ask nodes with [`Syntax::kind_str`] and
+//!    [`Syntax::field`], iterate with [`named_children`] or a cursor — no vector per node) and
+//!    walks the tree once, filling a [`FileIndex`]:
 //!    - one [`Scope`](crate::model::Scope) per lexical scope (scope 0 is the file/module),
 //!      with `names` holding the *first* binding of each name; later bindings of the same name
 //!      in that scope are pushed as [`Ref`](crate::model::Ref)s with `write: true`;
