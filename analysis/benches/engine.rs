@@ -25,7 +25,12 @@ use std::time::{Duration, Instant};
 
 mod generate;
 
+/// The binary's allocator and settings (see `hivesync_analysis::alloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
+    hivesync_analysis::alloc::prefer_small_pages();
     let lines: Option<usize> = std::env::var("HIVESYNC_BENCH_LINES")
         .ok()
         .and_then(|l| l.parse().ok());
@@ -69,6 +74,9 @@ fn main() {
         stats.definitions,
         stats.references
     );
+    if std::env::var_os("HIVESYNC_BENCH_COLD_ONLY").is_some() {
+        return;
+    }
 
     // Raw indexing speed, one thread, no salsa: separates parsing from database overhead.
     {

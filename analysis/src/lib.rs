@@ -10,6 +10,7 @@
 //! `ChangeSet`s; [`context`] gathers what documentation and explanations need (callers,
 //! callees, thrown errors, a ranked repository map); [`fixture`] parses the multi-file test fixtures every language's tests use.
 
+pub mod alloc;
 pub mod changeset;
 pub mod context;
 pub mod db;

@@ -7,8 +7,8 @@
 //! and salsa reuses every other file's resolution.
 
 use hivesync_protocol::Language;
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// An identifier or dotted name, cheap to clone.
@@ -180,7 +180,7 @@ impl Scope {
             range,
             parent,
             owner,
-            names: HashMap::new(),
+            names: HashMap::default(),
             globals: Vec::new(),
             nonlocals: Vec::new(),
             stars: Vec::new(),
@@ -324,7 +324,7 @@ impl FileIndex {
             )],
             refs: Vec::new(),
             imports: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
             all: None,
             parse_errors: 0,
             shorthand: Vec::new(),
@@ -424,7 +424,7 @@ impl FileInterface {
             all: index.all.clone(),
             ..FileInterface::default()
         };
-        let mut import_map: HashMap<ImportIdx, u32> = HashMap::new();
+        let mut import_map: HashMap<ImportIdx, u32> = HashMap::default();
         let mut spec_of = |iface: &mut FileInterface, i: ImportIdx| -> Option<u32> {
             if let Some(&j) = import_map.get(&i) {
                 return Some(j);
@@ -447,7 +447,7 @@ impl FileInterface {
             }
         }
         // Items in definition order; parents always precede their members.
-        let mut item_of: HashMap<DefIdx, u32> = HashMap::new();
+        let mut item_of: HashMap<DefIdx, u32> = HashMap::default();
         for (i, def) in index.defs.iter().enumerate() {
             let Some(key) = def.key.clone() else { continue };
             let import = match def.import {
@@ -459,7 +459,7 @@ impl FileInterface {
                 name: def.name.clone(),
                 key,
                 kind: def.kind,
-                members: HashMap::new(),
+                members: HashMap::default(),
                 bases: def.bases.clone(),
                 import,
             });

@@ -12,7 +12,7 @@ use crate::model::{
     DefIdx, FileIndex, FileInterface, ImportIdx, ImportKind, Name, Qualifier, RefIdx, ScopeIdx,
     SymbolKind,
 };
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
 /// A module of the project: one file, or a directory (namespace package, Go package).
@@ -221,11 +221,11 @@ pub fn file_resolution(db: &dyn salsa::Database, file: SourceFile) -> Arc<FileRe
         map: &map,
         file,
         index: &index,
-        import_cache: HashMap::new(),
+        import_cache: HashMap::default(),
         entities: Vec::with_capacity(index.refs.len()),
-        files_cache: HashMap::new(),
-        top_cache: HashMap::new(),
-        member_cache: HashMap::new(),
+        files_cache: HashMap::default(),
+        top_cache: HashMap::default(),
+        member_cache: HashMap::default(),
     };
     let mut out = FileResolution {
         targets: Vec::with_capacity(index.refs.len()),
@@ -506,7 +506,7 @@ impl Resolver<'_> {
                 .find(|&f| file_interface(self.db, f).top.contains_key(name));
         }
         if !self.top_cache.contains_key(m) {
-            let mut all: HashMap<Name, SourceFile> = HashMap::new();
+            let mut all: HashMap<Name, SourceFile> = HashMap::default();
             for &f in files {
                 for key in file_interface(self.db, f).top.keys() {
                     all.entry(key.clone()).or_insert(f);
@@ -762,7 +762,7 @@ impl Resolver<'_> {
                 let members = match self.member_cache.get(&class.file) {
                     Some(m) => m.clone(),
                     None => {
-                        let mut all: HashMap<Name, SourceFile> = HashMap::new();
+                        let mut all: HashMap<Name, SourceFile> = HashMap::default();
                         for f in self.lang.member_files(self.map, class.file) {
                             if f == class.file {
                                 continue;

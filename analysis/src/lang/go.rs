@@ -5,7 +5,10 @@
 //! import rules (`go.mod` module paths map import paths to project directories; the standard
 //! library and third-party modules are external; `package x_test` files form their own package).
 
-use super::{DocSyntax, LanguageModule, ModuleRequest, ModuleResolution};
+use super::{
+    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+    named_children,
+};
 use crate::db::SourceFile;
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
@@ -13,9 +16,9 @@ use crate::model::{
 };
 use crate::resolve::{ModuleMap, ModuleRef};
 use hivesync_protocol::Language;
-use std::cell::RefCell;
 use std::collections::HashMap;
-use tree_sitter::{Node, Parser};
+use std::sync::LazyLock;
+use tree_sitter::Node;
 
 /// Patterns for the definitions the walker must produce; checked against the walker's output in
 /// tests.
@@ -114,9 +117,7 @@ const OWN_TEST_PACKAGE: u32 = 2;
 /// … of a `package x_test` file (sees only the other `x_test` files).
 const OWN_EXTERNAL_TEST_PACKAGE: u32 = 3;
 
-thread_local! {
-    static PARSER: RefCell<Option<Parser>> = const { RefCell::new(None) };
-}
+static GRAMMAR: LazyLock<Grammar> = LazyLock::new(|| Grammar::new(tree_sitter_go::LANGUAGE.into()));
 
 /// The package clause of a Go file (`package x` → `x`). Depends on the text, but its value only
 /// changes when the clause does, so salsa stops a body edit here.
@@ -151,20 +152,8 @@ pub fn package_clause(text: &str) -> Option<&str> {
 
 impl LanguageModule for Go {
     fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
-        let tree = PARSER.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                let mut parser = Parser::new();
-                if parser
-                    .set_language(&tree_sitter_go::LANGUAGE.into())
-                    .is_err()
-                {
-                    return None;
-                }
-                *slot = Some(parser);
-            }
-            slot.as_mut().and_then(|p| p.parse(text, None))
-        });
+        let _grammar = GRAMMAR.enter();
+        let tree = GRAMMAR.parse(text);
         let Some(tree) = tree else {
             let mut index = FileIndex::empty(Some(language));
             index.parse_errors = 1;
@@ -418,24 +407,6 @@ fn normalize(path: &str) -> Option<String> {
     Some(out.join("/"))
 }
 
-/// Error and missing nodes in the tree (descending only into subtrees that contain errors).
-pub(crate) fn count_errors(root: Node<'_>) -> u32 {
-    if !root.has_error() {
-        return 0;
-    }
-    let mut count = 0;
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        if node.is_error() || node.is_missing() {
-            count += 1;
-            continue;
-        }
-        let mut cursor = node.walk();
-        stack.extend(node.children(&mut cursor).filter(|c| c.has_error()));
-    }
-    count
-}
-
 pub(crate) fn collapse_ws(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
@@ -525,11 +496,11 @@ fn package_name_of(path: &str) -> String {
 
 /// The named type a type expression denotes, as a dotted name (`T`, `*T`, `pkg.T`, `T[int]`).
 fn type_name(text: &str, node: Node<'_>) -> Option<String> {
-    match node.kind() {
+    match node.kind_str() {
         "type_identifier" | "identifier" => text.get(node.byte_range()).map(str::to_owned),
         "qualified_type" => {
-            let pkg = node.child_by_field_name("package")?;
-            let name = node.child_by_field_name("name")?;
+            let pkg = node.field("package")?;
+            let name = node.field("name")?;
             Some(format!(
                 "{}.{}",
                 text.get(pkg.byte_range())?,
@@ -540,38 +511,33 @@ fn type_name(text: &str, node: Node<'_>) -> Option<String> {
             let inner = node.named_child(0)?;
             type_name(text, inner)
         }
-        "generic_type" => type_name(text, node.child_by_field_name("type")?),
+        "generic_type" => type_name(text, node.field("type")?),
         _ => None,
     }
 }
 
 /// The type of a value expression when it is obvious: `T{}`, `&T{}`, `new(T)`.
 fn value_type(text: &str, node: Node<'_>) -> Option<String> {
-    match node.kind() {
-        "composite_literal" => type_name(text, node.child_by_field_name("type")?),
+    match node.kind_str() {
+        "composite_literal" => type_name(text, node.field("type")?),
         "unary_expression" => {
-            let op = node.child_by_field_name("operator")?;
+            let op = node.field("operator")?;
             if text.get(op.byte_range())? != "&" {
                 return None;
             }
-            value_type(text, node.child_by_field_name("operand")?)
+            value_type(text, node.field("operand")?)
         }
         "parenthesized_expression" => value_type(text, node.named_child(0)?),
         "call_expression" => {
-            let f = node.child_by_field_name("function")?;
+            let f = node.field("function")?;
             if text.get(f.byte_range())? != "new" {
                 return None;
             }
-            let args = node.child_by_field_name("arguments")?;
+            let args = node.field("arguments")?;
             type_name(text, args.named_child(0)?)
         }
         _ => None,
     }
-}
-
-fn named_children(node: Node<'_>) -> Vec<Node<'_>> {
-    let mut cursor = node.walk();
-    node.named_children(&mut cursor).collect()
 }
 
 struct Walker<'a> {
@@ -739,10 +705,10 @@ impl<'a> Walker<'a> {
     // ---- the file ---------------------------------------------------------------------------
 
     fn file(&mut self, root: Node<'_>, path: &str) {
-        let children = named_children(root);
+        let children: Vec<Node<'_>> = named_children(root).collect();
         let package = children
             .iter()
-            .find(|c| c.kind() == "package_clause")
+            .find(|c| c.kind_str() == "package_clause")
             .and_then(|c| c.named_child(0))
             .map(|n| self.src(n))
             .unwrap_or("");
@@ -774,11 +740,11 @@ impl<'a> Walker<'a> {
 
         // Pass 1: imports and types (so that methods can find their receiver's type).
         for c in &children {
-            match c.kind() {
+            match c.kind_str() {
                 "import_declaration" => self.import_declaration(*c),
                 "type_declaration" => {
                     for spec in named_children(*c) {
-                        if matches!(spec.kind(), "type_spec" | "type_alias") {
+                        if matches!(spec.kind_str(), "type_spec" | "type_alias") {
                             let full = if c.named_child_count() == 1 { *c } else { spec };
                             self.type_spec_def(spec, full);
                         }
@@ -790,7 +756,7 @@ impl<'a> Walker<'a> {
         // Pass 2: functions, methods, variables and constants.
         let mut bodies: Vec<(Node<'_>, Option<DefIdx>)> = Vec::new();
         for c in &children {
-            match c.kind() {
+            match c.kind_str() {
                 "function_declaration" | "method_declaration" => {
                     let def = self.function_def(*c);
                     bodies.push((*c, def));
@@ -803,9 +769,9 @@ impl<'a> Walker<'a> {
         }
         // Pass 3: references in type definitions and function bodies.
         for c in &children {
-            if c.kind() == "type_declaration" {
+            if c.kind_str() == "type_declaration" {
                 for spec in named_children(*c) {
-                    if matches!(spec.kind(), "type_spec" | "type_alias") {
+                    if matches!(spec.kind_str(), "type_spec" | "type_alias") {
                         self.type_spec_refs(spec);
                     }
                 }
@@ -815,7 +781,7 @@ impl<'a> Walker<'a> {
             self.function_body(node, def);
         }
         for c in &children {
-            match c.kind() {
+            match c.kind_str() {
                 "package_clause"
                 | "import_declaration"
                 | "type_declaration"
@@ -850,18 +816,16 @@ impl<'a> Walker<'a> {
     fn import_declaration(&mut self, node: Node<'_>) {
         let mut specs = Vec::new();
         for c in named_children(node) {
-            match c.kind() {
+            match c.kind_str() {
                 "import_spec" => specs.push(c),
-                "import_spec_list" => specs.extend(
-                    named_children(c)
-                        .into_iter()
-                        .filter(|s| s.kind() == "import_spec"),
-                ),
+                "import_spec_list" => {
+                    specs.extend(named_children(c).filter(|s| s.kind_str() == "import_spec"))
+                }
                 _ => {}
             }
         }
         for spec in specs {
-            let Some(path_node) = spec.child_by_field_name("path") else {
+            let Some(path_node) = spec.field("path") else {
                 continue;
             };
             let raw = self.src(path_node);
@@ -879,12 +843,12 @@ impl<'a> Walker<'a> {
                     .max(path_node.start_byte() + 1),
             );
             let signature = Some(collapse_ws(self.src(spec)));
-            match spec.child_by_field_name("name") {
-                Some(n) if n.kind() == "dot" => {
+            match spec.field("name") {
+                Some(n) if n.kind_str() == "dot" => {
                     let imp = self.push_import(module, 0, ImportKind::Star, path_node);
                     self.index.scopes[0].stars.push(imp);
                 }
-                Some(n) if n.kind() == "blank_identifier" => {
+                Some(n) if n.kind_str() == "blank_identifier" => {
                     self.push_import(
                         module,
                         0,
@@ -938,18 +902,18 @@ impl<'a> Walker<'a> {
     // ---- declarations -----------------------------------------------------------------------
 
     fn type_spec_def(&mut self, spec: Node<'_>, full: Node<'_>) {
-        let Some(name_node) = spec.child_by_field_name("name") else {
+        let Some(name_node) = spec.field("name") else {
             return;
         };
-        let ty = spec.child_by_field_name("type");
-        let kind = match (spec.kind(), ty.map(|t| t.kind())) {
+        let ty = spec.field("type");
+        let kind = match (spec.kind_str(), ty.map(|t| t.kind_str())) {
             ("type_alias", _) => SymbolKind::TypeAlias,
             (_, Some("struct_type")) => SymbolKind::Struct,
             (_, Some("interface_type")) => SymbolKind::Interface,
             _ => SymbolKind::Class,
         };
         let name = self.name(name_node);
-        let sig_text = match ty.map(|t| t.kind()) {
+        let sig_text = match ty.map(|t| t.kind_str()) {
             Some("struct_type") => format!("type {name} struct"),
             Some("interface_type") => format!("type {name} interface"),
             _ => format!(
@@ -985,19 +949,19 @@ impl<'a> Walker<'a> {
         }
         self.types.insert(name.clone(), (def, members));
         let Some(ty) = ty else { return };
-        match ty.kind() {
+        match ty.kind_str() {
             "struct_type" => {
                 let Some(list) = named_children(ty)
                     .into_iter()
-                    .find(|c| c.kind() == "field_declaration_list")
+                    .find(|c| c.kind_str() == "field_declaration_list")
                 else {
                     return;
                 };
                 for field in named_children(list) {
-                    if field.kind() != "field_declaration" {
+                    if field.kind_str() != "field_declaration" {
                         continue;
                     }
-                    let field_type = field.child_by_field_name("type");
+                    let field_type = field.field("type");
                     let mut cursor = field.walk();
                     let names: Vec<Node<'_>> =
                         field.children_by_field_name("name", &mut cursor).collect();
@@ -1037,9 +1001,9 @@ impl<'a> Walker<'a> {
             }
             "interface_type" => {
                 for elem in named_children(ty) {
-                    match elem.kind() {
+                    match elem.kind_str() {
                         "method_elem" => {
-                            let Some(n) = elem.child_by_field_name("name") else {
+                            let Some(n) = elem.field("name") else {
                                 continue;
                             };
                             let mname = self.name(n);
@@ -1081,15 +1045,15 @@ impl<'a> Walker<'a> {
         let saved = self.scope;
         let tp_scope = self.new_scope_in(ScopeKind::Block, Self::range(spec), Some(0), None);
         self.scope = tp_scope;
-        if let Some(tp) = spec.child_by_field_name("type_parameters") {
+        if let Some(tp) = spec.field("type_parameters") {
             self.type_parameters(tp);
         }
-        if let Some(ty) = spec.child_by_field_name("type") {
-            match ty.kind() {
+        if let Some(ty) = spec.field("type") {
+            match ty.kind_str() {
                 "struct_type" => {
                     for list in named_children(ty) {
                         for field in named_children(list) {
-                            if let Some(t) = field.child_by_field_name("type") {
+                            if let Some(t) = field.field("type") {
                                 self.type_expr(t);
                             }
                         }
@@ -1097,13 +1061,13 @@ impl<'a> Walker<'a> {
                 }
                 "interface_type" => {
                     for elem in named_children(ty) {
-                        match elem.kind() {
+                        match elem.kind_str() {
                             "method_elem" => {
                                 let ms = self.new_scope(ScopeKind::Function, elem, None);
                                 let inner_saved = self.scope;
                                 self.scope = ms;
                                 for field in ["parameters", "result"] {
-                                    if let Some(p) = elem.child_by_field_name(field) {
+                                    if let Some(p) = elem.field(field) {
                                         self.parameters(p, false);
                                     }
                                 }
@@ -1121,12 +1085,11 @@ impl<'a> Walker<'a> {
 
     fn type_parameters(&mut self, tp: Node<'_>) {
         for decl in named_children(tp) {
-            if let Some(t) = decl.child_by_field_name("type") {
+            if let Some(t) = decl.field("type") {
                 self.type_expr(t);
             }
             let mut cursor = decl.walk();
-            let names: Vec<Node<'_>> = decl.children_by_field_name("name", &mut cursor).collect();
-            for n in names {
+            for n in decl.children_by_field_name("name", &mut cursor) {
                 let mut b = Binding::new(
                     self.name(n),
                     SymbolKind::Parameter,
@@ -1141,16 +1104,16 @@ impl<'a> Walker<'a> {
 
     /// The definition of a function or method (its body is walked later).
     fn function_def(&mut self, node: Node<'_>) -> Option<DefIdx> {
-        let name_node = node.child_by_field_name("name")?;
+        let name_node = node.field("name")?;
         let name = self.name(name_node);
         let sig_end = node
-            .child_by_field_name("result")
-            .or(node.child_by_field_name("parameters"))
+            .field("result")
+            .or(node.field("parameters"))
             .map(|n| n.end_byte())
             .unwrap_or(name_node.end_byte());
         let signature = collapse_ws(self.text.get(node.start_byte()..sig_end).unwrap_or(""));
         let (doc, doc_insert) = self.doc(node);
-        if node.kind() == "function_declaration" {
+        if node.kind_str() == "function_declaration" {
             let mut b = Binding::new(
                 name.clone(),
                 SymbolKind::Function,
@@ -1164,13 +1127,13 @@ impl<'a> Walker<'a> {
             return self.bind_in(0, b);
         }
         let receiver_type = node
-            .child_by_field_name("receiver")
+            .field("receiver")
             .and_then(|r| {
                 named_children(r)
                     .into_iter()
-                    .find(|c| c.kind() == "parameter_declaration")
+                    .find(|c| c.kind_str() == "parameter_declaration")
             })
-            .and_then(|p| p.child_by_field_name("type"))
+            .and_then(|p| p.field("type"))
             .and_then(|t| type_name(self.text, t))?;
         let receiver: Name = receiver_type.into();
         let (parent, scope) = match self.types.get(&receiver) {
@@ -1218,25 +1181,25 @@ impl<'a> Walker<'a> {
             dd.body = Some(scope);
         }
         self.scope = scope;
-        if let Some(r) = node.child_by_field_name("receiver") {
+        if let Some(r) = node.field("receiver") {
             // Type parameters of a generic receiver (`func (l *List[T]) …`).
             for p in named_children(r) {
-                if let Some(t) = p.child_by_field_name("type") {
-                    let generic = if t.kind() == "pointer_type" {
+                if let Some(t) = p.field("type") {
+                    let generic = if t.kind_str() == "pointer_type" {
                         t.named_child(0)
                     } else {
                         Some(t)
                     };
-                    if let Some(g) = generic.filter(|g| g.kind() == "generic_type")
-                        && let Some(args) = g.child_by_field_name("type_arguments")
+                    if let Some(g) = generic.filter(|g| g.kind_str() == "generic_type")
+                        && let Some(args) = g.field("type_arguments")
                     {
                         for a in named_children(args) {
-                            let id = if a.kind() == "type_elem" {
+                            let id = if a.kind_str() == "type_elem" {
                                 a.named_child(0)
                             } else {
                                 Some(a)
                             };
-                            if let Some(id) = id.filter(|i| i.kind() == "type_identifier") {
+                            if let Some(id) = id.filter(|i| i.kind_str() == "type_identifier") {
                                 self.bind(Binding::new(
                                     self.name(id),
                                     SymbolKind::Parameter,
@@ -1250,19 +1213,19 @@ impl<'a> Walker<'a> {
             }
             self.parameters(r, true);
         }
-        if let Some(tp) = node.child_by_field_name("type_parameters") {
+        if let Some(tp) = node.field("type_parameters") {
             self.type_parameters(tp);
         }
         for field in ["parameters", "result"] {
-            if let Some(p) = node.child_by_field_name(field) {
-                if p.kind() == "parameter_list" {
+            if let Some(p) = node.field(field) {
+                if p.kind_str() == "parameter_list" {
                     self.parameters(p, true);
                 } else {
                     self.type_expr(p);
                 }
             }
         }
-        if let Some(body) = node.child_by_field_name("body") {
+        if let Some(body) = node.field("body") {
             // Parameters and the body's top level share one scope.
             for c in named_children(body) {
                 self.stmt(c);
@@ -1273,32 +1236,31 @@ impl<'a> Walker<'a> {
 
     /// A parameter list: binds the names (when `bind`) and records type references.
     fn parameters(&mut self, list: Node<'_>, bind: bool) {
-        if list.kind() != "parameter_list" {
+        if list.kind_str() != "parameter_list" {
             self.type_expr(list);
             return;
         }
         for p in named_children(list) {
             if !matches!(
-                p.kind(),
+                p.kind_str(),
                 "parameter_declaration" | "variadic_parameter_declaration"
             ) {
                 continue;
             }
-            let ty = p.child_by_field_name("type");
+            let ty = p.field("type");
             if let Some(t) = ty {
                 self.type_expr(t);
             }
             if !bind {
                 continue;
             }
-            let base = if p.kind() == "parameter_declaration" {
+            let base = if p.kind_str() == "parameter_declaration" {
                 ty.and_then(|t| type_name(self.text, t))
             } else {
                 None
             };
             let mut cursor = p.walk();
-            let names: Vec<Node<'_>> = p.children_by_field_name("name", &mut cursor).collect();
-            for n in names {
+            for n in p.children_by_field_name("name", &mut cursor) {
                 let mut b = Binding::new(
                     self.name(n),
                     SymbolKind::Parameter,
@@ -1318,22 +1280,22 @@ impl<'a> Walker<'a> {
     fn var_declaration(&mut self, node: Node<'_>, top: bool) {
         let mut specs = Vec::new();
         for c in named_children(node) {
-            match c.kind() {
+            match c.kind_str() {
                 "var_spec" | "const_spec" => specs.push(c),
                 "var_spec_list" => specs.extend(named_children(c)),
                 _ => {}
             }
         }
-        let is_const = node.kind() == "const_declaration";
+        let is_const = node.kind_str() == "const_declaration";
         let single = specs.len() == 1;
         for spec in specs {
-            if !matches!(spec.kind(), "var_spec" | "const_spec") {
+            if !matches!(spec.kind_str(), "var_spec" | "const_spec") {
                 continue;
             }
-            let ty = spec.child_by_field_name("type");
+            let ty = spec.field("type");
             let values: Vec<Node<'_>> = spec
-                .child_by_field_name("value")
-                .map(named_children)
+                .field("value")
+                .map(|v| named_children(v).collect())
                 .unwrap_or_default();
             if !top {
                 // Values and types are evaluated before the names come into scope.
@@ -1416,7 +1378,7 @@ impl<'a> Walker<'a> {
     }
 
     fn stmt(&mut self, node: Node<'_>) {
-        match node.kind() {
+        match node.kind_str() {
             "block" => self.block(node),
             "statement_list" => {
                 for c in named_children(node) {
@@ -1428,8 +1390,8 @@ impl<'a> Walker<'a> {
             "var_declaration" | "const_declaration" => self.var_declaration(node, false),
             "type_declaration" => {
                 for spec in named_children(node) {
-                    if let Some(n) = spec.child_by_field_name("name") {
-                        let kind = match spec.child_by_field_name("type").map(|t| t.kind()) {
+                    if let Some(n) = spec.field("name") {
+                        let kind = match spec.field("type").map(|t| t.kind_str()) {
                             Some("struct_type") => SymbolKind::Struct,
                             Some("interface_type") => SymbolKind::Interface,
                             _ => SymbolKind::TypeAlias,
@@ -1442,22 +1404,19 @@ impl<'a> Walker<'a> {
                         ));
                         self.bind(b);
                     }
-                    if let Some(t) = spec.child_by_field_name("type") {
+                    if let Some(t) = spec.field("type") {
                         self.type_expr(t);
                     }
                 }
             }
             "assignment_statement" => {
-                if let Some(r) = node.child_by_field_name("right") {
+                if let Some(r) = node.field("right") {
                     self.expr(r);
                 }
-                if let Some(l) = node.child_by_field_name("left") {
-                    let op = node
-                        .child_by_field_name("operator")
-                        .map(|o| self.src(o))
-                        .unwrap_or("=");
+                if let Some(l) = node.field("left") {
+                    let op = node.field("operator").map(|o| self.src(o)).unwrap_or("=");
                     for target in named_children(l) {
-                        if target.kind() == "identifier" {
+                        if target.kind_str() == "identifier" {
                             self.push_ref(
                                 self.name(target),
                                 Self::range(target),
@@ -1471,40 +1430,40 @@ impl<'a> Walker<'a> {
                 }
             }
             "if_statement" => self.scoped(node, |w| {
-                if let Some(i) = node.child_by_field_name("initializer") {
+                if let Some(i) = node.field("initializer") {
                     w.stmt(i);
                 }
-                if let Some(c) = node.child_by_field_name("condition") {
+                if let Some(c) = node.field("condition") {
                     w.expr(c);
                 }
-                if let Some(b) = node.child_by_field_name("consequence") {
+                if let Some(b) = node.field("consequence") {
                     w.block(b);
                 }
-                if let Some(a) = node.child_by_field_name("alternative") {
+                if let Some(a) = node.field("alternative") {
                     w.stmt(a);
                 }
             }),
             "for_statement" => self.scoped(node, |w| {
                 for c in named_children(node) {
-                    match c.kind() {
+                    match c.kind_str() {
                         "for_clause" => {
-                            if let Some(i) = c.child_by_field_name("initializer") {
+                            if let Some(i) = c.field("initializer") {
                                 w.stmt(i);
                             }
-                            if let Some(cond) = c.child_by_field_name("condition") {
+                            if let Some(cond) = c.field("condition") {
                                 w.expr(cond);
                             }
-                            if let Some(u) = c.child_by_field_name("update") {
+                            if let Some(u) = c.field("update") {
                                 w.stmt(u);
                             }
                         }
                         "range_clause" => {
-                            if let Some(r) = c.child_by_field_name("right") {
+                            if let Some(r) = c.field("right") {
                                 w.expr(r);
                             }
-                            if let Some(l) = c.child_by_field_name("left") {
+                            if let Some(l) = c.field("left") {
                                 let defines = (0..c.child_count())
-                                    .any(|i| c.child(i).is_some_and(|t| t.kind() == ":="));
+                                    .any(|i| c.child(i).is_some_and(|t| t.kind_str() == ":="));
                                 w.targets(l, c, defines, &[]);
                             }
                         }
@@ -1520,7 +1479,7 @@ impl<'a> Walker<'a> {
             }
             "labeled_statement" => {
                 for c in named_children(node) {
-                    if c.kind() != "label_name" {
+                    if c.kind_str() != "label_name" {
                         self.stmt(c);
                     }
                 }
@@ -1553,25 +1512,25 @@ impl<'a> Walker<'a> {
     }
 
     fn switch(&mut self, node: Node<'_>) {
-        if let Some(i) = node.child_by_field_name("initializer") {
+        if let Some(i) = node.field("initializer") {
             self.stmt(i);
         }
-        if let Some(v) = node.child_by_field_name("value") {
+        if let Some(v) = node.field("value") {
             self.expr(v);
         }
-        let alias = node.child_by_field_name("alias");
+        let alias = node.field("alias");
         for case in named_children(node) {
             if !matches!(
-                case.kind(),
+                case.kind_str(),
                 "expression_case" | "type_case" | "default_case" | "communication_case"
             ) {
                 continue;
             }
             self.scoped(case, |w| {
-                if let Some(v) = case.child_by_field_name("value") {
+                if let Some(v) = case.field("value") {
                     w.expr(v);
                 }
-                if case.kind() == "type_case" {
+                if case.kind_str() == "type_case" {
                     let mut cursor = case.walk();
                     let types: Vec<Node<'_>> =
                         case.children_by_field_name("type", &mut cursor).collect();
@@ -1586,7 +1545,7 @@ impl<'a> Walker<'a> {
                             None
                         };
                         for id in named_children(a) {
-                            if id.kind() == "identifier" {
+                            if id.kind_str() == "identifier" {
                                 let mut b = Binding::new(
                                     w.name(id),
                                     SymbolKind::Variable,
@@ -1604,14 +1563,14 @@ impl<'a> Walker<'a> {
                         }
                     }
                 }
-                if let Some(comm) = case.child_by_field_name("communication") {
-                    if comm.kind() == "receive_statement" {
-                        if let Some(r) = comm.child_by_field_name("right") {
+                if let Some(comm) = case.field("communication") {
+                    if comm.kind_str() == "receive_statement" {
+                        if let Some(r) = comm.field("right") {
                             w.expr(r);
                         }
-                        if let Some(l) = comm.child_by_field_name("left") {
+                        if let Some(l) = comm.field("left") {
                             let defines = (0..comm.child_count())
-                                .any(|i| comm.child(i).is_some_and(|t| t.kind() == ":="));
+                                .any(|i| comm.child(i).is_some_and(|t| t.kind_str() == ":="));
                             w.targets(l, comm, defines, &[]);
                         }
                     } else {
@@ -1619,8 +1578,8 @@ impl<'a> Walker<'a> {
                     }
                 }
                 for c in named_children(case) {
-                    if (c.kind() == "statement_list" || c.kind().ends_with("_statement"))
-                        && Some(c) != case.child_by_field_name("communication")
+                    if (c.kind_str() == "statement_list" || c.kind_str().ends_with("_statement"))
+                        && Some(c) != case.field("communication")
                     {
                         w.stmt(c);
                     }
@@ -1631,28 +1590,28 @@ impl<'a> Walker<'a> {
 
     fn short_var(&mut self, node: Node<'_>) {
         let values: Vec<Node<'_>> = node
-            .child_by_field_name("right")
-            .map(named_children)
+            .field("right")
+            .map(|v| named_children(v).collect())
             .unwrap_or_default();
         for v in &values {
             self.expr(*v);
         }
-        if let Some(l) = node.child_by_field_name("left") {
+        if let Some(l) = node.field("left") {
             self.targets(l, node, true, &values);
         }
     }
 
     /// Left-hand sides of `:=` (`defines`) or `=`.
     fn targets(&mut self, list: Node<'_>, stmt: Node<'_>, defines: bool, values: &[Node<'_>]) {
-        let targets = if list.kind() == "expression_list" {
-            named_children(list)
+        let targets = if list.kind_str() == "expression_list" {
+            named_children(list).collect()
         } else {
             vec![list]
         };
         let count = targets.len();
         for (i, t) in targets.into_iter().enumerate() {
-            if t.kind() != "identifier" || !defines {
-                if t.kind() == "identifier" {
+            if t.kind_str() != "identifier" || !defines {
+                if t.kind_str() == "identifier" {
                     self.push_ref(self.name(t), Self::range(t), Qualifier::None, true);
                 } else {
                     self.expr(t);
@@ -1682,7 +1641,7 @@ impl<'a> Walker<'a> {
 
     /// References in a type expression.
     fn type_expr(&mut self, node: Node<'_>) {
-        match node.kind() {
+        match node.kind_str() {
             "type_identifier" => {
                 self.push_ref(self.name(node), Self::range(node), Qualifier::None, false);
             }
@@ -1693,7 +1652,7 @@ impl<'a> Walker<'a> {
             "struct_type" => {
                 for list in named_children(node) {
                     for field in named_children(list) {
-                        if let Some(t) = field.child_by_field_name("type") {
+                        if let Some(t) = field.field("type") {
                             self.type_expr(t);
                         }
                     }
@@ -1701,16 +1660,16 @@ impl<'a> Walker<'a> {
             }
             "function_type" => {
                 for field in ["parameters", "result"] {
-                    if let Some(p) = node.child_by_field_name(field) {
+                    if let Some(p) = node.field(field) {
                         self.parameters(p, false);
                     }
                 }
             }
             "interface_type" => {
                 for elem in named_children(node) {
-                    if elem.kind() == "method_elem" {
+                    if elem.kind_str() == "method_elem" {
                         for field in ["parameters", "result"] {
-                            if let Some(p) = elem.child_by_field_name(field) {
+                            if let Some(p) = elem.field(field) {
                                 self.parameters(p, false);
                             }
                         }
@@ -1721,7 +1680,7 @@ impl<'a> Walker<'a> {
             }
             _ => {
                 for c in named_children(node) {
-                    if c.kind() == "identifier" {
+                    if c.kind_str() == "identifier" {
                         // Array lengths and the like.
                         self.push_ref(self.name(c), Self::range(c), Qualifier::None, false);
                     } else {
@@ -1733,9 +1692,9 @@ impl<'a> Walker<'a> {
     }
 
     fn qualified_type(&mut self, node: Node<'_>) -> Option<RefIdx> {
-        let pkg = node.child_by_field_name("package")?;
+        let pkg = node.field("package")?;
         let base = self.push_ref(self.name(pkg), Self::range(pkg), Qualifier::None, false);
-        let name = node.child_by_field_name("name")?;
+        let name = node.field("name")?;
         Some(self.push_ref(
             self.name(name),
             Self::range(name),
@@ -1747,7 +1706,7 @@ impl<'a> Walker<'a> {
     /// Records the references in an expression; returns the reference the expression *is*
     /// (for `a`, `a.b`, `pkg.T`), so that selectors can chain.
     fn expr(&mut self, node: Node<'_>) -> Option<RefIdx> {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" | "type_identifier" => {
                 Some(self.push_ref(self.name(node), Self::range(node), Qualifier::None, false))
             }
@@ -1768,8 +1727,8 @@ impl<'a> Walker<'a> {
             | "iota"
             | "blank_identifier" => None,
             "selector_expression" => {
-                let operand = node.child_by_field_name("operand");
-                let field = node.child_by_field_name("field")?;
+                let operand = node.field("operand");
+                let field = node.field("field")?;
                 let q = match operand.and_then(|o| self.expr(o)) {
                     Some(b) => Qualifier::Ref(b),
                     None => Qualifier::Unknown,
@@ -1782,19 +1741,18 @@ impl<'a> Walker<'a> {
             }
             "unary_expression" => {
                 // `&x` and `*x` denote x for member lookups.
-                let operand = node.child_by_field_name("operand")?;
+                let operand = node.field("operand")?;
                 self.expr(operand)
             }
             "composite_literal" => {
-                let ty = node.child_by_field_name("type");
-                let ty_ref = ty.and_then(|t| match t.kind() {
+                let ty = node.field("type");
+                let ty_ref = ty.and_then(|t| match t.kind_str() {
                     "type_identifier" | "qualified_type" => self.expr(t),
                     "generic_type" => {
-                        if let Some(args) = t.child_by_field_name("type_arguments") {
+                        if let Some(args) = t.field("type_arguments") {
                             self.type_expr(args);
                         }
-                        t.child_by_field_name("type")
-                            .and_then(|inner| self.expr(inner))
+                        t.field("type").and_then(|inner| self.expr(inner))
                     }
                     _ => {
                         self.type_expr(t);
@@ -1803,11 +1761,11 @@ impl<'a> Walker<'a> {
                 });
                 let is_struct_like = ty.is_some_and(|t| {
                     matches!(
-                        t.kind(),
+                        t.kind_str(),
                         "type_identifier" | "qualified_type" | "generic_type"
                     )
                 });
-                if let Some(body) = node.child_by_field_name("body") {
+                if let Some(body) = node.field("body") {
                     self.literal_value(
                         body,
                         if is_struct_like { ty_ref } else { None },
@@ -1821,15 +1779,15 @@ impl<'a> Walker<'a> {
                 let saved = self.scope;
                 self.scope = scope;
                 for field in ["parameters", "result"] {
-                    if let Some(p) = node.child_by_field_name(field) {
-                        if p.kind() == "parameter_list" {
+                    if let Some(p) = node.field(field) {
+                        if p.kind_str() == "parameter_list" {
                             self.parameters(p, true);
                         } else {
                             self.type_expr(p);
                         }
                     }
                 }
-                if let Some(body) = node.child_by_field_name("body") {
+                if let Some(body) = node.field("body") {
                     for c in named_children(body) {
                         self.stmt(c);
                     }
@@ -1838,15 +1796,15 @@ impl<'a> Walker<'a> {
                 None
             }
             "call_expression" => {
-                if let Some(f) = node.child_by_field_name("function") {
+                if let Some(f) = node.field("function") {
                     self.expr(f);
                 }
-                if let Some(t) = node.child_by_field_name("type_arguments") {
+                if let Some(t) = node.field("type_arguments") {
                     self.type_expr(t);
                 }
-                if let Some(args) = node.child_by_field_name("arguments") {
+                if let Some(args) = node.field("arguments") {
                     for a in named_children(args) {
-                        if a.kind().ends_with("_type") && a.kind() != "type_identifier" {
+                        if a.kind_str().ends_with("_type") && a.kind_str() != "type_identifier" {
                             self.type_expr(a);
                         } else {
                             self.expr(a);
@@ -1857,7 +1815,7 @@ impl<'a> Walker<'a> {
             }
             "type_assertion_expression" | "type_conversion_expression" => {
                 for c in named_children(node) {
-                    if c.kind().ends_with("_type") && c.kind() != "type_identifier" {
+                    if c.kind_str().ends_with("_type") && c.kind_str() != "type_identifier" {
                         self.type_expr(c);
                     } else {
                         self.expr(c);
@@ -1890,12 +1848,12 @@ impl<'a> Walker<'a> {
     /// `{Key: value, …}` of a composite literal: keys of a struct literal are its fields.
     fn literal_value(&mut self, body: Node<'_>, ty_ref: Option<RefIdx>, struct_like: bool) {
         for el in named_children(body) {
-            match el.kind() {
+            match el.kind_str() {
                 "keyed_element" => {
-                    let key = el.child_by_field_name("key");
-                    let value = el.child_by_field_name("value");
+                    let key = el.field("key");
+                    let value = el.field("value");
                     if let Some(k) = key {
-                        let ident = k.named_child(0).filter(|i| i.kind() == "identifier");
+                        let ident = k.named_child(0).filter(|i| i.kind_str() == "identifier");
                         match ident {
                             Some(id) if struct_like => {
                                 let q = ty_ref.map(Qualifier::Ref).unwrap_or(Qualifier::Unknown);
@@ -1919,7 +1877,7 @@ impl<'a> Walker<'a> {
 
     fn literal_element(&mut self, el: Node<'_>) {
         for c in named_children(el) {
-            if c.kind() == "literal_value" {
+            if c.kind_str() == "literal_value" {
                 self.literal_value(c, None, false);
             } else {
                 self.expr(c);
@@ -1967,7 +1925,7 @@ mod tests {
                 "S", "S.A", "S.b", "S.c", "I", "I.M", "V", "C1", "C2", "F", "S.M"
             ]
         );
-        let mut ts = Parser::new();
+        let mut ts = tree_sitter::Parser::new();
         ts.set_language(&tree_sitter_go::LANGUAGE.into())
             .expect("grammar loads");
         let tree = ts.parse(text, None).expect("parses");

@@ -10,8 +10,10 @@
 //! 2. Create `analysis/src/lang/<lang>.rs` with a unit struct implementing [`LanguageModule`],
 //!    and register it in [`module_for`] below. Put tree-sitter queries the module runs in
 //!    `analysis/src/lang/<lang>.scm` and load them with `include_str!` (see `python.scm`).
-//! 3. `index` parses with tree-sitter (reuse a thread-local `tree_sitter::Parser`, see
-//!    `python.rs`) and walks the tree once, filling a [`FileIndex`]:
+//! 3. `index` parses with tree-sitter through a static [`Grammar`] (`GRAMMAR.enter()`, then
+//!    `GRAMMAR.parse(text)`, see `python.rs`; ask nodes with [`Syntax::kind_str`] and
+//!    [`Syntax::field`], iterate with [`named_children`] or a cursor — no vector per node) and
+//!    walks the tree once, filling a [`FileIndex`]:
 //!    - one [`Scope`](crate::model::Scope) per lexical scope (scope 0 is the file/module),
 //!      with `names` holding the *first* binding of each name; later bindings of the same name
 //!      in that scope are pushed as [`Ref`](crate::model::Ref)s with `write: true`;
@@ -57,6 +59,178 @@ pub mod typescript;
 use crate::model::{FileIndex, ScopeKind};
 use crate::resolve::{ModuleMap, ModuleRef};
 use hivesync_protocol::Language;
+use rustc_hash::FxHashMap as HashMap;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tree_sitter::{Node, Parser, Tree};
+
+/// One tree-sitter grammar, set up once per process: its node kind names and field ids, and a
+/// parser per thread. Walkers ask every node its kind and most of them for a field; tree-sitter's
+/// own `Node::kind` re-validates the name as UTF-8 and `child_by_field_name` compares the name
+/// with each field name of the grammar on every call, so walkers go through [`Grammar::kind`] and
+/// [`Grammar::field`] instead.
+pub(crate) struct Grammar {
+    language: tree_sitter::Language,
+    kinds: Vec<Box<str>>,
+    fields: HashMap<Box<str>, u16>,
+    /// This grammar's parser in each thread's [`PARSERS`].
+    slot: usize,
+}
+
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// One parser per grammar and thread, reused across files.
+    static PARSERS: RefCell<Vec<Option<Parser>>> = const { RefCell::new(Vec::new()) };
+    /// The grammar of the file this thread is indexing (see [`Grammar::enter`]).
+    static CURRENT: Cell<Option<&'static Grammar>> = const { Cell::new(None) };
+}
+
+impl Grammar {
+    pub(crate) fn new(language: tree_sitter::Language) -> Grammar {
+        let kinds = (0..language.node_kind_count())
+            .map(|id| {
+                let id = u16::try_from(id).unwrap_or(u16::MAX);
+                Box::from(language.node_kind_for_id(id).unwrap_or(""))
+            })
+            .collect();
+        let fields = (1..=language.field_count())
+            .filter_map(|id| {
+                let id = u16::try_from(id).ok()?;
+                Some((Box::from(language.field_name_for_id(id)?), id))
+            })
+            .collect();
+        Grammar {
+            language,
+            kinds,
+            fields,
+            slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Makes [`Syntax`] answer through this grammar on this thread until the guard drops. A
+    /// language module's `index` enters its grammar before walking a tree parsed with it.
+    pub(crate) fn enter(&'static self) -> EnteredGrammar {
+        EnteredGrammar(CURRENT.replace(Some(self)))
+    }
+
+    /// Parses `text` with this thread's parser for the grammar (`None` when tree-sitter gives up).
+    pub(crate) fn parse(&self, text: &str) -> Option<Tree> {
+        PARSERS.with(|cell| {
+            let mut parsers = cell.borrow_mut();
+            if parsers.len() <= self.slot {
+                parsers.resize_with(self.slot + 1, || None);
+            }
+            let entry = &mut parsers[self.slot];
+            if entry.is_none() {
+                let mut parser = Parser::new();
+                parser.set_language(&self.language).ok()?;
+                *entry = Some(parser);
+            }
+            entry.as_mut().and_then(|p| p.parse(text, None))
+        })
+    }
+
+    /// The node's kind, as `Node::kind` names it.
+    #[inline]
+    fn kind(&'static self, node: Node<'_>) -> &'static str {
+        match self.kinds.get(node.kind_id() as usize) {
+            Some(kind) => kind,
+            // The only symbols past the grammar's own.
+            None if node.kind_id() == u16::MAX => "ERROR",
+            None => "_ERROR",
+        }
+    }
+
+    /// The child in field `name`, as `Node::child_by_field_name` finds it.
+    #[inline]
+    fn field<'t>(&self, node: Node<'t>, name: &str) -> Option<Node<'t>> {
+        self.fields
+            .get(name)
+            .and_then(|&id| node.child_by_field_id(id))
+    }
+}
+
+/// Restores the previously entered grammar when dropped.
+pub(crate) struct EnteredGrammar(Option<&'static Grammar>);
+
+impl Drop for EnteredGrammar {
+    fn drop(&mut self) {
+        CURRENT.set(self.0);
+    }
+}
+
+/// `Node::kind` and `Node::child_by_field_name` through the entered [`Grammar`]'s tables (the
+/// same answers, without the per-call name checks); outside [`Grammar::enter`] they fall back to
+/// tree-sitter's own.
+pub(crate) trait Syntax<'t> {
+    fn kind_str(&self) -> &'t str;
+    fn field(&self, name: &str) -> Option<Node<'t>>;
+}
+
+impl<'t> Syntax<'t> for Node<'t> {
+    #[inline]
+    fn kind_str(&self) -> &'t str {
+        match CURRENT.get() {
+            Some(grammar) => grammar.kind(*self),
+            None => self.kind(),
+        }
+    }
+
+    #[inline]
+    fn field(&self, name: &str) -> Option<Node<'t>> {
+        match CURRENT.get() {
+            Some(grammar) => grammar.field(*self, name),
+            None => self.child_by_field_name(name),
+        }
+    }
+}
+
+/// The named children of `node`, read with one cursor (no vector per node).
+pub(crate) fn named_children(node: Node<'_>) -> NamedChildren<'_> {
+    let mut cursor = node.walk();
+    let done = !cursor.goto_first_child();
+    NamedChildren { cursor, done }
+}
+
+/// Iterator of [`named_children`].
+pub(crate) struct NamedChildren<'t> {
+    cursor: tree_sitter::TreeCursor<'t>,
+    done: bool,
+}
+
+impl<'t> Iterator for NamedChildren<'t> {
+    type Item = Node<'t>;
+
+    fn next(&mut self) -> Option<Node<'t>> {
+        while !self.done {
+            let node = self.cursor.node();
+            self.done = !self.cursor.goto_next_sibling();
+            if node.is_named() {
+                return Some(node);
+            }
+        }
+        None
+    }
+}
+
+/// Error and missing nodes in the tree (descending only into subtrees that contain errors).
+pub(crate) fn count_errors(root: Node<'_>) -> u32 {
+    if !root.has_error() {
+        return 0;
+    }
+    let mut count = 0;
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        if node.is_error() || node.is_missing() {
+            count += 1;
+            continue;
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.children(&mut cursor).filter(|c| c.has_error()));
+    }
+    count
+}
 
 /// How documentation is written for a language, for documentation-gap reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

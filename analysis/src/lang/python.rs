@@ -3,16 +3,17 @@
 //! members, every import form, `__all__`) and the import rules (packages with and without
 //! `__init__.py`, `src/` layouts, relative imports).
 
-use super::{DocSyntax, LanguageModule, ModuleRequest, ModuleResolution};
+use super::{
+    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+};
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
     ScopeIdx, ScopeKind, SymbolKind, TextRange,
 };
 use crate::resolve::{ModuleMap, ModuleRef};
 use hivesync_protocol::Language;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use tree_sitter::{Node, Parser};
+use std::sync::LazyLock;
+use tree_sitter::Node;
 
 /// Patterns for the definitions the walker must produce; checked against the walker's output in
 /// tests, and the reference for anyone extending the walk.
@@ -196,26 +197,13 @@ const BUILTINS: &[&str] = &[
     "reveal_locals",
 ];
 
-thread_local! {
-    static PARSER: RefCell<Option<Parser>> = const { RefCell::new(None) };
-}
+static GRAMMAR: LazyLock<Grammar> =
+    LazyLock::new(|| Grammar::new(tree_sitter_python::LANGUAGE.into()));
 
 impl LanguageModule for Python {
     fn index(&self, language: Language, _path: &str, text: &str) -> FileIndex {
-        let tree = PARSER.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                let mut parser = Parser::new();
-                if parser
-                    .set_language(&tree_sitter_python::LANGUAGE.into())
-                    .is_err()
-                {
-                    return None;
-                }
-                *slot = Some(parser);
-            }
-            slot.as_mut().and_then(|p| p.parse(text, None))
-        });
+        let _grammar = GRAMMAR.enter();
+        let tree = GRAMMAR.parse(text);
         let Some(tree) = tree else {
             let mut index = FileIndex::empty(Some(language));
             index.parse_errors = 1;
@@ -310,24 +298,6 @@ impl LanguageModule for Python {
         };
         module_under(map, &dir, &[name])
     }
-}
-
-/// Error and missing nodes in the tree (descending only into subtrees that contain errors).
-fn count_errors(root: Node<'_>) -> u32 {
-    if !root.has_error() {
-        return 0;
-    }
-    let mut count = 0;
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        if node.is_error() || node.is_missing() {
-            count += 1;
-            continue;
-        }
-        let mut cursor = node.walk();
-        stack.extend(node.children(&mut cursor).filter(|c| c.has_error()));
-    }
-    count
 }
 
 fn parent_dir(path: &str) -> &str {
@@ -557,8 +527,7 @@ impl<'a> Walker<'a> {
 
     fn block(&mut self, node: Node<'_>) {
         let mut cursor = node.walk();
-        let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-        for child in children {
+        for child in node.named_children(&mut cursor) {
             self.stmt(child);
         }
     }
@@ -574,20 +543,20 @@ impl<'a> Walker<'a> {
     }
 
     fn stmt_inner(&mut self, node: Node<'_>) {
-        match node.kind() {
+        match node.kind_str() {
             "function_definition" => self.function(node, node),
             "class_definition" => self.class(node, node),
             "decorated_definition" => {
                 let mut cursor = node.walk();
                 let decorators: Vec<Node<'_>> = node
                     .named_children(&mut cursor)
-                    .filter(|c| c.kind() == "decorator")
+                    .filter(|c| c.kind_str() == "decorator")
                     .collect();
                 for d in &decorators {
                     self.expr_children(*d);
                 }
-                if let Some(def) = node.child_by_field_name("definition") {
-                    match def.kind() {
+                if let Some(def) = node.field("definition") {
+                    match def.kind_str() {
                         "function_definition" => {
                             let is_static = decorators
                                 .iter()
@@ -603,11 +572,11 @@ impl<'a> Walker<'a> {
             "import_from_statement" => self.import_from(node),
             "future_import_statement" => {}
             "global_statement" | "nonlocal_statement" => {
-                let global = node.kind() == "global_statement";
+                let global = node.kind_str() == "global_statement";
                 let mut cursor = node.walk();
                 let names: Vec<Node<'_>> = node
                     .named_children(&mut cursor)
-                    .filter(|c| c.kind() == "identifier")
+                    .filter(|c| c.kind_str() == "identifier")
                     .collect();
                 for n in names {
                     let name = self.name(n);
@@ -622,9 +591,8 @@ impl<'a> Walker<'a> {
             }
             "expression_statement" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
-                    match c.kind() {
+                for c in node.named_children(&mut cursor) {
+                    match c.kind_str() {
                         "assignment" => self.assignment(c, node),
                         "augmented_assignment" => self.augmented(c, node),
                         _ => {
@@ -634,26 +602,24 @@ impl<'a> Walker<'a> {
                 }
             }
             "for_statement" => {
-                if let Some(r) = node.child_by_field_name("right") {
+                if let Some(r) = node.field("right") {
                     self.expr(r);
                 }
-                if let Some(l) = node.child_by_field_name("left") {
+                if let Some(l) = node.field("left") {
                     self.target(l, node, None);
                 }
                 for field in ["body", "alternative"] {
-                    if let Some(b) = node.child_by_field_name(field) {
+                    if let Some(b) = node.field(field) {
                         self.stmt(b);
                     }
                 }
             }
             "with_statement" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
-                    if c.kind() == "with_clause" {
+                for c in node.named_children(&mut cursor) {
+                    if c.kind_str() == "with_clause" {
                         let mut cc = c.walk();
-                        let items: Vec<Node<'_>> = c.named_children(&mut cc).collect();
-                        for item in items {
+                        for item in c.named_children(&mut cc) {
                             self.with_item(item, node);
                         }
                     } else {
@@ -664,13 +630,13 @@ impl<'a> Walker<'a> {
             "except_clause" => {
                 let mut cursor = node.walk();
                 let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                let alias = node.child_by_field_name("alias");
+                let alias = node.field("alias");
                 for c in children {
                     if Some(c) == alias {
                         self.target(c, node, None);
-                    } else if c.kind() == "as_pattern" {
+                    } else if c.kind_str() == "as_pattern" {
                         self.as_pattern(c, node);
-                    } else if c.kind() == "block" {
+                    } else if c.kind_str() == "block" {
                         self.block(c);
                     } else {
                         self.expr(c);
@@ -678,10 +644,10 @@ impl<'a> Walker<'a> {
                 }
             }
             "type_alias_statement" => {
-                if let Some(r) = node.child_by_field_name("right") {
+                if let Some(r) = node.field("right") {
                     self.expr(r);
                 }
-                if let Some(l) = node.child_by_field_name("left") {
+                if let Some(l) = node.field("left") {
                     let ident = first_identifier(l).unwrap_or(l);
                     self.bind(Binding::new(
                         self.name(ident),
@@ -692,16 +658,14 @@ impl<'a> Walker<'a> {
                 }
             }
             "match_statement" => {
-                if let Some(s) = node.child_by_field_name("subject") {
+                if let Some(s) = node.field("subject") {
                     self.expr(s);
                 }
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
-                    if c.kind() == "block" {
+                for c in node.named_children(&mut cursor) {
+                    if c.kind_str() == "block" {
                         let mut cc = c.walk();
-                        let cases: Vec<Node<'_>> = c.named_children(&mut cc).collect();
-                        for case in cases {
+                        for case in c.named_children(&mut cc) {
                             self.case_clause(case);
                         }
                     }
@@ -718,10 +682,9 @@ impl<'a> Walker<'a> {
             | "except_group_clause"
             | "ERROR" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
-                    if matches!(c.kind(), "block" | "else_clause" | "elif_clause")
-                        || is_statement(c.kind())
+                for c in node.named_children(&mut cursor) {
+                    if matches!(c.kind_str(), "block" | "else_clause" | "elif_clause")
+                        || is_statement(c.kind_str())
                     {
                         self.stmt(c);
                     } else {
@@ -729,7 +692,7 @@ impl<'a> Walker<'a> {
                     }
                 }
             }
-            _ if is_statement(node.kind()) => self.expr_children(node),
+            _ if is_statement(node.kind_str()) => self.expr_children(node),
             _ => {
                 self.expr(node);
             }
@@ -738,9 +701,8 @@ impl<'a> Walker<'a> {
 
     fn case_clause(&mut self, case: Node<'_>) {
         let mut cursor = case.walk();
-        let children: Vec<Node<'_>> = case.named_children(&mut cursor).collect();
-        for c in children {
-            match c.kind() {
+        for c in case.named_children(&mut cursor) {
+            match c.kind_str() {
                 "block" => self.block(c),
                 "case_pattern" => self.pattern(c, case),
                 _ => {
@@ -752,12 +714,12 @@ impl<'a> Walker<'a> {
 
     /// Match-statement patterns: bare names capture, dotted names are value references.
     fn pattern(&mut self, node: Node<'_>, stmt: Node<'_>) {
-        match node.kind() {
+        match node.kind_str() {
             "case_pattern" | "splat_pattern"
                 if node.named_child_count() == 1
                     && node
                         .named_child(0)
-                        .is_some_and(|c| c.kind() == "identifier") =>
+                        .is_some_and(|c| c.kind_str() == "identifier") =>
             {
                 if let Some(id) = node.named_child(0) {
                     self.target(id, stmt, None);
@@ -766,7 +728,7 @@ impl<'a> Walker<'a> {
             "case_pattern"
                 if node.named_child_count() == 1
                     && node.named_child(0).is_some_and(|c| {
-                        c.kind() == "dotted_name" && c.named_child_count() == 1
+                        c.kind_str() == "dotted_name" && c.named_child_count() == 1
                     }) =>
             {
                 if let Some(id) = node.named_child(0).and_then(|d| d.named_child(0)) {
@@ -776,8 +738,7 @@ impl<'a> Walker<'a> {
             "dotted_name" => {
                 let mut prev: Option<RefIdx> = None;
                 let mut cursor = node.walk();
-                let ids: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for id in ids {
+                for id in node.named_children(&mut cursor) {
                     let q = prev.map(Qualifier::Ref).unwrap_or(Qualifier::None);
                     prev = Some(self.push_ref(self.name(id), Self::range(id), q, false));
                 }
@@ -785,8 +746,7 @@ impl<'a> Walker<'a> {
             "as_pattern" => self.as_pattern(node, stmt),
             "keyword_pattern" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).skip(1).collect();
-                for c in children {
+                for c in node.named_children(&mut cursor).skip(1) {
                     self.pattern(c, stmt);
                 }
             }
@@ -795,8 +755,7 @@ impl<'a> Walker<'a> {
             }
             _ => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
+                for c in node.named_children(&mut cursor) {
                     self.pattern(c, stmt);
                 }
             }
@@ -804,14 +763,13 @@ impl<'a> Walker<'a> {
     }
 
     fn as_pattern(&mut self, node: Node<'_>, stmt: Node<'_>) {
-        let alias = node.child_by_field_name("alias");
+        let alias = node.field("alias");
         let mut cursor = node.walk();
-        let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-        for c in children {
+        for c in node.named_children(&mut cursor) {
             if Some(c) == alias {
                 let target = first_identifier(c).unwrap_or(c);
                 self.target(target, stmt, None);
-            } else if c.kind() == "case_pattern" {
+            } else if c.kind_str() == "case_pattern" {
                 self.pattern(c, stmt);
             } else {
                 self.expr(c);
@@ -820,8 +778,8 @@ impl<'a> Walker<'a> {
     }
 
     fn with_item(&mut self, item: Node<'_>, stmt: Node<'_>) {
-        match item.child_by_field_name("value") {
-            Some(v) if v.kind() == "as_pattern" => self.as_pattern(v, stmt),
+        match item.field("value") {
+            Some(v) if v.kind_str() == "as_pattern" => self.as_pattern(v, stmt),
             Some(v) => {
                 self.expr(v);
             }
@@ -834,25 +792,24 @@ impl<'a> Walker<'a> {
     }
 
     fn function_with(&mut self, node: Node<'_>, full: Node<'_>, is_static: bool) {
-        let Some(name_node) = node.child_by_field_name("name") else {
+        let Some(name_node) = node.field("name") else {
             self.expr_children(node);
             return;
         };
-        let params = node.child_by_field_name("parameters");
-        let body = node.child_by_field_name("body");
+        let params = node.field("parameters");
+        let body = node.field("body");
         // Defaults and annotations are evaluated in the enclosing scope.
         if let Some(p) = params {
             let mut cursor = p.walk();
-            let children: Vec<Node<'_>> = p.named_children(&mut cursor).collect();
-            for param in children {
+            for param in p.named_children(&mut cursor) {
                 for field in ["value", "type"] {
-                    if let Some(v) = param.child_by_field_name(field) {
+                    if let Some(v) = param.field(field) {
                         self.expr(v);
                     }
                 }
             }
         }
-        if let Some(r) = node.child_by_field_name("return_type") {
+        if let Some(r) = node.field("return_type") {
             self.expr(r);
         }
         let in_class = self
@@ -870,7 +827,7 @@ impl<'a> Walker<'a> {
             SymbolKind::Function
         };
         let sig_end = node
-            .child_by_field_name("return_type")
+            .field("return_type")
             .or(params)
             .map(|n| n.end_byte())
             .unwrap_or(name_node.end_byte());
@@ -901,16 +858,15 @@ impl<'a> Walker<'a> {
         let mut first_param: Option<Name> = None;
         if let Some(p) = params {
             let mut cursor = p.walk();
-            let children: Vec<Node<'_>> = p.named_children(&mut cursor).collect();
-            for param in children {
-                let ident = match param.kind() {
+            for param in p.named_children(&mut cursor) {
+                let ident = match param.kind_str() {
                     "identifier" => Some(param),
                     "typed_parameter" | "list_splat_pattern" | "dictionary_splat_pattern" => {
                         first_identifier(param)
                     }
-                    "default_parameter" | "typed_default_parameter" => param
-                        .child_by_field_name("name")
-                        .filter(|n| n.kind() == "identifier"),
+                    "default_parameter" | "typed_default_parameter" => {
+                        param.field("name").filter(|n| n.kind_str() == "identifier")
+                    }
                     _ => None,
                 };
                 if let Some(id) = ident {
@@ -941,16 +897,15 @@ impl<'a> Walker<'a> {
     }
 
     fn class(&mut self, node: Node<'_>, full: Node<'_>) {
-        let Some(name_node) = node.child_by_field_name("name") else {
+        let Some(name_node) = node.field("name") else {
             self.expr_children(node);
             return;
         };
         let mut bases = Vec::new();
-        if let Some(sup) = node.child_by_field_name("superclasses") {
+        if let Some(sup) = node.field("superclasses") {
             let mut cursor = sup.walk();
-            let children: Vec<Node<'_>> = sup.named_children(&mut cursor).collect();
-            for c in children {
-                if matches!(c.kind(), "identifier" | "attribute") {
+            for c in sup.named_children(&mut cursor) {
+                if matches!(c.kind_str(), "identifier" | "attribute") {
                     let text = self.src(c);
                     if text
                         .chars()
@@ -962,9 +917,9 @@ impl<'a> Walker<'a> {
                 self.expr(c);
             }
         }
-        let body = node.child_by_field_name("body");
+        let body = node.field("body");
         let sig_end = node
-            .child_by_field_name("superclasses")
+            .field("superclasses")
             .map(|n| n.end_byte())
             .unwrap_or(name_node.end_byte());
         let (doc, doc_insert) = self.docstring(body);
@@ -1007,8 +962,8 @@ impl<'a> Walker<'a> {
             return (None, None);
         };
         let insert = u32::try_from(first.start_byte()).ok();
-        if first.kind() == "expression_statement"
-            && let Some(s) = first.named_child(0).filter(|s| s.kind() == "string")
+        if first.kind_str() == "expression_statement"
+            && let Some(s) = first.named_child(0).filter(|s| s.kind_str() == "string")
         {
             return (Some(clean_docstring(self.src(s))), insert);
         }
@@ -1017,13 +972,9 @@ impl<'a> Walker<'a> {
 
     fn import_statement(&mut self, node: Node<'_>) {
         let mut cursor = node.walk();
-        let names: Vec<Node<'_>> = node.children_by_field_name("name", &mut cursor).collect();
-        for n in names {
-            let (dotted, alias) = match n.kind() {
-                "aliased_import" => (
-                    n.child_by_field_name("name"),
-                    n.child_by_field_name("alias"),
-                ),
+        for n in node.children_by_field_name("name", &mut cursor) {
+            let (dotted, alias) = match n.kind_str() {
+                "aliased_import" => (n.field("name"), n.field("alias")),
                 _ => (Some(n), None),
             };
             let Some(dotted) = dotted else { continue };
@@ -1069,20 +1020,20 @@ impl<'a> Walker<'a> {
     }
 
     fn import_from(&mut self, node: Node<'_>) {
-        let Some(module_node) = node.child_by_field_name("module_name") else {
+        let Some(module_node) = node.field("module_name") else {
             return;
         };
-        let (level, dotted) = if module_node.kind() == "relative_import" {
+        let (level, dotted) = if module_node.kind_str() == "relative_import" {
             let mut cursor = module_node.walk();
             let children: Vec<Node<'_>> = module_node.named_children(&mut cursor).collect();
             let level = children
                 .iter()
-                .find(|c| c.kind() == "import_prefix")
+                .find(|c| c.kind_str() == "import_prefix")
                 .map(|p| self.src(*p).chars().filter(|c| *c == '.').count() as u32)
                 .unwrap_or(0);
             (
                 level,
-                children.into_iter().find(|c| c.kind() == "dotted_name"),
+                children.into_iter().find(|c| c.kind_str() == "dotted_name"),
             )
         } else {
             (0, Some(module_node))
@@ -1100,18 +1051,15 @@ impl<'a> Walker<'a> {
         let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
         let mut cursor = node.walk();
         let names: Vec<Node<'_>> = node.children_by_field_name("name", &mut cursor).collect();
-        if children.iter().any(|c| c.kind() == "wildcard_import") {
+        if children.iter().any(|c| c.kind_str() == "wildcard_import") {
             let imp = self.push_import(module.clone(), level, ImportKind::Star, module_node);
             let scope = self.scope;
             self.scope_mut(scope).stars.push(imp);
             first_import = Some(imp);
         }
         for n in names {
-            let (name_node, alias) = match n.kind() {
-                "aliased_import" => (
-                    n.child_by_field_name("name"),
-                    n.child_by_field_name("alias"),
-                ),
+            let (name_node, alias) = match n.kind_str() {
+                "aliased_import" => (n.field("name"), n.field("alias")),
                 _ => (Some(n), None),
             };
             let Some(name_node) = name_node else { continue };
@@ -1178,11 +1126,11 @@ impl<'a> Walker<'a> {
     }
 
     fn assignment(&mut self, node: Node<'_>, stmt: Node<'_>) {
-        if let Some(t) = node.child_by_field_name("type") {
+        if let Some(t) = node.field("type") {
             self.expr(t);
         }
-        if let Some(r) = node.child_by_field_name("right") {
-            match r.kind() {
+        if let Some(r) = node.field("right") {
+            match r.kind_str() {
                 "assignment" => self.assignment(r, stmt),
                 "augmented_assignment" => self.augmented(r, stmt),
                 _ => {
@@ -1190,33 +1138,33 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        let Some(left) = node.child_by_field_name("left") else {
+        let Some(left) = node.field("left") else {
             return;
         };
         if self.scope == 0
             && self.src(left) == "__all__"
-            && let Some(r) = node.child_by_field_name("right")
+            && let Some(r) = node.field("right")
         {
             self.dunder_all(r, false);
         }
         let sig = node
-            .child_by_field_name("type")
+            .field("type")
             .map(|t| format!("{}: {}", self.src(left), collapse_ws(self.src(t))));
         self.target(left, stmt, sig);
     }
 
     fn augmented(&mut self, node: Node<'_>, stmt: Node<'_>) {
-        if let Some(r) = node.child_by_field_name("right") {
+        if let Some(r) = node.field("right") {
             self.expr(r);
         }
-        if let Some(left) = node.child_by_field_name("left") {
+        if let Some(left) = node.field("left") {
             if self.scope == 0
                 && self.src(left) == "__all__"
-                && let Some(r) = node.child_by_field_name("right")
+                && let Some(r) = node.field("right")
             {
                 self.dunder_all(r, true);
             }
-            if left.kind() == "identifier" {
+            if left.kind_str() == "identifier" {
                 // `x += 1` reads and rebinds `x`.
                 self.target(left, stmt, None);
             } else {
@@ -1227,7 +1175,7 @@ impl<'a> Walker<'a> {
 
     /// `__all__ = ["a", "b"]`: the export list, and each string as a reference to the name.
     fn dunder_all(&mut self, value: Node<'_>, extend: bool) {
-        if !matches!(value.kind(), "list" | "tuple") {
+        if !matches!(value.kind_str(), "list" | "tuple") {
             return;
         }
         let mut names = if extend {
@@ -1236,15 +1184,14 @@ impl<'a> Walker<'a> {
             Vec::new()
         };
         let mut cursor = value.walk();
-        let items: Vec<Node<'_>> = value.named_children(&mut cursor).collect();
-        for item in items {
-            if item.kind() != "string" {
+        for item in value.named_children(&mut cursor) {
+            if item.kind_str() != "string" {
                 continue;
             }
             let mut cc = item.walk();
             let content = item
                 .named_children(&mut cc)
-                .find(|c| c.kind() == "string_content");
+                .find(|c| c.kind_str() == "string_content");
             if let Some(c) = content {
                 let name = self.name(c);
                 names.push(name.clone());
@@ -1256,7 +1203,7 @@ impl<'a> Walker<'a> {
 
     /// An assignment target (binding position).
     fn target(&mut self, node: Node<'_>, stmt: Node<'_>, signature: Option<String>) {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" => {
                 let name = self.name(node);
                 let kind = self.variable_kind(&name);
@@ -1266,10 +1213,10 @@ impl<'a> Walker<'a> {
                 self.bind(spec);
             }
             "attribute" => {
-                let object = node.child_by_field_name("object");
-                let attr = node.child_by_field_name("attribute");
+                let object = node.field("object");
+                let attr = node.field("attribute");
                 if let (Some(o), Some(a), Some(ctx)) = (object, attr, self.self_ctx.clone())
-                    && o.kind() == "identifier"
+                    && o.kind_str() == "identifier"
                     && *self.src(o) == *ctx.name
                 {
                     self.expr(o);
@@ -1303,8 +1250,7 @@ impl<'a> Walker<'a> {
             | "list_splat_pattern"
             | "list_splat" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
+                for c in node.named_children(&mut cursor) {
                     self.target(c, stmt, None);
                 }
             }
@@ -1342,8 +1288,7 @@ impl<'a> Walker<'a> {
 
     fn expr_children(&mut self, node: Node<'_>) {
         let mut cursor = node.walk();
-        let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-        for c in children {
+        for c in node.named_children(&mut cursor) {
             self.expr(c);
         }
     }
@@ -1366,11 +1311,11 @@ impl<'a> Walker<'a> {
     fn flat(&mut self, node: Node<'_>) {
         let mut stack = vec![node];
         while let Some(n) = stack.pop() {
-            if n.kind() == "identifier" {
+            if n.kind_str() == "identifier" {
                 self.push_ref(self.name(n), Self::range(n), Qualifier::None, false);
                 continue;
             }
-            if matches!(n.kind(), "string" | "comment") {
+            if matches!(n.kind_str(), "string" | "comment") {
                 continue;
             }
             let mut cursor = n.walk();
@@ -1380,19 +1325,19 @@ impl<'a> Walker<'a> {
     }
 
     fn expr_inner(&mut self, node: Node<'_>) -> Option<RefIdx> {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" => {
                 Some(self.push_ref(self.name(node), Self::range(node), Qualifier::None, false))
             }
             "attribute" => {
-                let object = node.child_by_field_name("object");
-                let attr = node.child_by_field_name("attribute")?;
+                let object = node.field("object");
+                let attr = node.field("attribute")?;
                 let qualifier = match object {
-                    Some(o) if o.kind() == "call" => {
-                        let func = o.child_by_field_name("function");
+                    Some(o) if o.kind_str() == "call" => {
+                        let func = o.field("function");
                         let is_super = func.is_some_and(|f| self.src(f) == "super");
                         let f_ref = func.and_then(|f| self.expr(f));
-                        if let Some(args) = o.child_by_field_name("arguments") {
+                        if let Some(args) = o.field("arguments") {
                             self.expr(args);
                         }
                         match (&self.self_ctx, f_ref) {
@@ -1402,7 +1347,7 @@ impl<'a> Walker<'a> {
                         }
                     }
                     Some(o) => {
-                        let is_self = o.kind() == "identifier"
+                        let is_self = o.kind_str() == "identifier"
                             && self
                                 .self_ctx
                                 .as_ref()
@@ -1419,7 +1364,7 @@ impl<'a> Walker<'a> {
                 Some(self.push_ref(self.name(attr), Self::range(attr), qualifier, false))
             }
             "keyword_argument" => {
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.expr(v);
                 }
                 None
@@ -1428,16 +1373,15 @@ impl<'a> Walker<'a> {
                 let scope = self.new_scope(ScopeKind::Lambda, node, None);
                 let saved = self.scope;
                 self.scope = scope;
-                if let Some(p) = node.child_by_field_name("parameters") {
+                if let Some(p) = node.field("parameters") {
                     let mut cursor = p.walk();
-                    let params: Vec<Node<'_>> = p.named_children(&mut cursor).collect();
-                    for param in params {
-                        let id = match param.kind() {
+                    for param in p.named_children(&mut cursor) {
+                        let id = match param.kind_str() {
                             "identifier" => Some(param),
-                            "default_parameter" => param.child_by_field_name("name"),
+                            "default_parameter" => param.field("name"),
                             _ => first_identifier(param),
                         };
-                        if let Some(v) = param.child_by_field_name("value") {
+                        if let Some(v) = param.field("value") {
                             self.scope = saved;
                             self.expr(v);
                             self.scope = scope;
@@ -1452,7 +1396,7 @@ impl<'a> Walker<'a> {
                         }
                     }
                 }
-                if let Some(b) = node.child_by_field_name("body") {
+                if let Some(b) = node.field("body") {
                     self.expr(b);
                 }
                 self.scope = saved;
@@ -1466,10 +1410,10 @@ impl<'a> Walker<'a> {
                 None
             }
             "named_expression" => {
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.expr(v);
                 }
-                if let Some(n) = node.child_by_field_name("name") {
+                if let Some(n) = node.field("name") {
                     // PEP 572: the target binds in the nearest non-comprehension scope.
                     let mut target = self.scope;
                     while let Some(s) = self.index.scope(target) {
@@ -1491,9 +1435,8 @@ impl<'a> Walker<'a> {
             "string" | "concatenated_string" => {
                 // Only f-string interpolations hold code.
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
-                    if matches!(c.kind(), "interpolation" | "string") {
+                for c in node.named_children(&mut cursor) {
+                    if matches!(c.kind_str(), "interpolation" | "string") {
                         self.expr_children_or_self(c);
                     }
                 }
@@ -1526,7 +1469,7 @@ impl<'a> Walker<'a> {
     }
 
     fn expr_children_or_self(&mut self, node: Node<'_>) {
-        if node.kind() == "interpolation" {
+        if node.kind_str() == "interpolation" {
             self.expr_children(node);
         } else {
             self.expr(node);
@@ -1539,11 +1482,11 @@ impl<'a> Walker<'a> {
         let clauses: Vec<Node<'_>> = children
             .iter()
             .copied()
-            .filter(|c| matches!(c.kind(), "for_in_clause" | "if_clause"))
+            .filter(|c| matches!(c.kind_str(), "for_in_clause" | "if_clause"))
             .collect();
         // The first iterable is evaluated in the enclosing scope.
         if let Some(first) = clauses.first()
-            && let Some(r) = first.child_by_field_name("right")
+            && let Some(r) = first.field("right")
         {
             self.expr(r);
         }
@@ -1551,13 +1494,13 @@ impl<'a> Walker<'a> {
         let saved = self.scope;
         self.scope = scope;
         for (i, clause) in clauses.iter().enumerate() {
-            if clause.kind() == "for_in_clause" {
+            if clause.kind_str() == "for_in_clause" {
                 if i > 0
-                    && let Some(r) = clause.child_by_field_name("right")
+                    && let Some(r) = clause.field("right")
                 {
                     self.expr(r);
                 }
-                if let Some(l) = clause.child_by_field_name("left") {
+                if let Some(l) = clause.field("left") {
                     self.target(l, *clause, None);
                 }
             } else {
@@ -1565,7 +1508,7 @@ impl<'a> Walker<'a> {
             }
         }
         for c in children {
-            if !matches!(c.kind(), "for_in_clause" | "if_clause") {
+            if !matches!(c.kind_str(), "for_in_clause" | "if_clause") {
                 self.expr(c);
             }
         }
@@ -1619,7 +1562,7 @@ fn is_statement(kind: &str) -> bool {
 }
 
 fn first_identifier(node: Node<'_>) -> Option<Node<'_>> {
-    if node.kind() == "identifier" {
+    if node.kind_str() == "identifier" {
         return Some(node);
     }
     let mut cursor = node.walk();
@@ -1689,7 +1632,7 @@ fn clean_docstring(literal: &str) -> String {
 }
 
 /// Module-level names a glob import of a file brings in, for tests and the resolver.
-pub fn star_names(all: Option<&[Name]>, top: &HashMap<Name, u32>) -> Vec<Name> {
+pub fn star_names(all: Option<&[Name]>, top: &rustc_hash::FxHashMap<Name, u32>) -> Vec<Name> {
     match all {
         Some(all) => all.to_vec(),
         None => top
@@ -1723,7 +1666,7 @@ mod tests {
         let idx = index(text);
         let keys: Vec<&str> = idx.defs.iter().filter_map(|d| d.key.as_deref()).collect();
         assert_eq!(keys, ["X", "C", "C.m", "C.y", "f"]);
-        let mut ts = Parser::new();
+        let mut ts = tree_sitter::Parser::new();
         ts.set_language(&tree_sitter_python::LANGUAGE.into())
             .expect("grammar loads");
         let tree = ts.parse(text, None).expect("parses");

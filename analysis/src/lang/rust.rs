@@ -12,8 +12,11 @@
 //! A module that is not a file (an inline `mod x { … }`, or an enum used as a path prefix) is a
 //! `ModuleRef::Dir("<file path>::<item path>")`, whose members are the item's members.
 
-use super::go::{collapse_ws, count_errors, doc_above, join, parent_dir, truncate};
-use super::{DocSyntax, LanguageModule, ModuleRequest, ModuleResolution};
+use super::go::{collapse_ws, doc_above, join, parent_dir, truncate};
+use super::{
+    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+    named_children,
+};
 use crate::db::SourceFile;
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
@@ -21,9 +24,9 @@ use crate::model::{
 };
 use crate::resolve::{ModuleMap, ModuleRef};
 use hivesync_protocol::Language;
-use std::cell::RefCell;
 use std::collections::HashMap;
-use tree_sitter::{Node, Parser};
+use std::sync::LazyLock;
+use tree_sitter::Node;
 
 /// Patterns for the definitions the walker must produce; checked against the walker's output in
 /// tests.
@@ -148,26 +151,13 @@ const BUILTINS: &[&str] = &[
     "thread_local",
 ];
 
-thread_local! {
-    static PARSER: RefCell<Option<Parser>> = const { RefCell::new(None) };
-}
+static GRAMMAR: LazyLock<Grammar> =
+    LazyLock::new(|| Grammar::new(tree_sitter_rust::LANGUAGE.into()));
 
 impl LanguageModule for Rust {
     fn index(&self, language: Language, _path: &str, text: &str) -> FileIndex {
-        let tree = PARSER.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                let mut parser = Parser::new();
-                if parser
-                    .set_language(&tree_sitter_rust::LANGUAGE.into())
-                    .is_err()
-                {
-                    return None;
-                }
-                *slot = Some(parser);
-            }
-            slot.as_mut().and_then(|p| p.parse(text, None))
-        });
+        let _grammar = GRAMMAR.enter();
+        let tree = GRAMMAR.parse(text);
         let Some(tree) = tree else {
             let mut index = FileIndex::empty(Some(language));
             index.parse_errors = 1;
@@ -503,40 +493,33 @@ fn module_file(map: &ModuleMap, root: &str, segs: &[String]) -> Option<SourceFil
         .or_else(|| map.file(&format!("{base}/mod.rs")))
 }
 
-fn named_children(node: Node<'_>) -> Vec<Node<'_>> {
-    let mut cursor = node.walk();
-    node.named_children(&mut cursor).collect()
-}
-
 /// The last path segment naming the type a type expression denotes (`&mut a::B<T>` → `B`).
 fn type_base(text: &str, node: Node<'_>) -> Option<String> {
-    match node.kind() {
+    match node.kind_str() {
         "type_identifier" | "identifier" => text.get(node.byte_range()).map(str::to_owned),
-        "scoped_type_identifier" | "scoped_identifier" => {
-            type_base(text, node.child_by_field_name("name")?)
-        }
-        "generic_type" => type_base(text, node.child_by_field_name("type")?),
-        "reference_type" | "pointer_type" => type_base(text, node.child_by_field_name("type")?),
+        "scoped_type_identifier" | "scoped_identifier" => type_base(text, node.field("name")?),
+        "generic_type" => type_base(text, node.field("type")?),
+        "reference_type" | "pointer_type" => type_base(text, node.field("type")?),
         _ => None,
     }
 }
 
 /// The type a type expression denotes as a dotted path for member lookups (`a::B` → `a.B`).
 fn type_path(text: &str, node: Node<'_>) -> Option<String> {
-    match node.kind() {
+    match node.kind_str() {
         "type_identifier" | "identifier" => text.get(node.byte_range()).map(str::to_owned),
         "scoped_type_identifier" | "scoped_identifier" => {
-            let name = text.get(node.child_by_field_name("name")?.byte_range())?;
-            match node.child_by_field_name("path") {
-                Some(p) if matches!(p.kind(), "identifier" | "scoped_identifier") => {
+            let name = text.get(node.field("name")?.byte_range())?;
+            match node.field("path") {
+                Some(p) if matches!(p.kind_str(), "identifier" | "scoped_identifier") => {
                     Some(format!("{}.{name}", type_path(text, p)?))
                 }
                 Some(_) => None,
                 None => Some(name.to_owned()),
             }
         }
-        "generic_type" => type_path(text, node.child_by_field_name("type")?),
-        "reference_type" | "pointer_type" => type_path(text, node.child_by_field_name("type")?),
+        "generic_type" => type_path(text, node.field("type")?),
+        "reference_type" | "pointer_type" => type_path(text, node.field("type")?),
         _ => None,
     }
 }
@@ -728,7 +711,7 @@ impl<'a> Walker<'a> {
     fn doc(&self, node: Node<'_>) -> (Option<String>, Option<u32>) {
         let mut first = node;
         while let Some(prev) = first.prev_named_sibling() {
-            if prev.kind() == "attribute_item" {
+            if prev.kind_str() == "attribute_item" {
                 first = prev;
             } else {
                 break;
@@ -746,7 +729,7 @@ impl<'a> Walker<'a> {
     /// The value of a `#[path = "…"]` attribute on an item.
     fn path_attribute(&self, node: Node<'_>) -> Option<String> {
         let mut prev = node.prev_named_sibling();
-        while let Some(p) = prev.filter(|p| p.kind() == "attribute_item") {
+        while let Some(p) = prev.filter(|p| p.kind_str() == "attribute_item") {
             let text = self.src(p);
             let inner = text.strip_prefix("#[")?.strip_suffix(']')?.trim();
             if let Some(rest) = inner.strip_prefix("path")
@@ -796,14 +779,14 @@ impl<'a> Walker<'a> {
     /// The items of a file, inline module body or block: all names first (items are visible
     /// throughout their container), then their contents.
     fn items(&mut self, container: Node<'_>, in_module: bool) {
-        let children = named_children(container);
+        let children: Vec<Node<'_>> = named_children(container).collect();
         let saved_items = std::mem::take(&mut self.local_items);
         self.local_items = children
             .iter()
             .filter(|c| {
                 // Items in the type namespace (what a `use` path can start with).
                 matches!(
-                    c.kind(),
+                    c.kind_str(),
                     "mod_item"
                         | "struct_item"
                         | "union_item"
@@ -813,7 +796,7 @@ impl<'a> Walker<'a> {
                         | "extern_crate_declaration"
                 )
             })
-            .filter_map(|c| c.child_by_field_name("name"))
+            .filter_map(|c| c.field("name"))
             .map(|n| self.src(n).to_owned())
             .collect();
         let mut defs: Vec<Option<DefIdx>> = Vec::with_capacity(children.len());
@@ -828,25 +811,25 @@ impl<'a> Walker<'a> {
 
     /// Pass 1: the definition an item makes (fields and variants included).
     fn item_name(&mut self, node: Node<'_>) -> Option<DefIdx> {
-        let name_node = node.child_by_field_name("name");
-        match node.kind() {
+        let name_node = node.field("name");
+        match node.kind_str() {
             "function_item" | "function_signature_item" => {
                 let name_node = name_node?;
                 let end = node
-                    .child_by_field_name("return_type")
-                    .or(node.child_by_field_name("parameters"))
+                    .field("return_type")
+                    .or(node.field("parameters"))
                     .map(|n| n.end_byte())
                     .unwrap_or(name_node.end_byte());
                 self.item_def(node, SymbolKind::Function, name_node, end)
             }
             "struct_item" | "union_item" | "enum_item" | "trait_item" => {
                 let name_node = name_node?;
-                let kind = match node.kind() {
+                let kind = match node.kind_str() {
                     "enum_item" => SymbolKind::Enum,
                     "trait_item" => SymbolKind::Trait,
                     _ => SymbolKind::Struct,
                 };
-                let body = node.child_by_field_name("body");
+                let body = node.field("body");
                 let end = body.map(|b| b.start_byte()).unwrap_or(node.end_byte());
                 let def = self.item_def(node, kind, name_node, end)?;
                 let members = self.new_scope(ScopeKind::Class, Self::range(node), Some(def));
@@ -862,9 +845,7 @@ impl<'a> Walker<'a> {
             "type_item" => {
                 let name_node = name_node?;
                 let def = self.item_def(node, SymbolKind::TypeAlias, name_node, node.end_byte())?;
-                if let Some(t) = node
-                    .child_by_field_name("type")
-                    .and_then(|t| type_path(self.text, t))
+                if let Some(t) = node.field("type").and_then(|t| type_path(self.text, t))
                     && let Some(d) = self.index.defs.get_mut(def as usize)
                 {
                     d.bases.push(t.into());
@@ -873,19 +854,17 @@ impl<'a> Walker<'a> {
             }
             "const_item" | "static_item" => {
                 let name_node = name_node?;
-                let kind = if node.kind() == "const_item" {
+                let kind = if node.kind_str() == "const_item" {
                     SymbolKind::Constant
                 } else {
                     SymbolKind::Variable
                 };
                 let end = node
-                    .child_by_field_name("type")
+                    .field("type")
                     .map(|t| t.end_byte())
                     .unwrap_or(name_node.end_byte());
                 let def = self.item_def(node, kind, name_node, end)?;
-                if let Some(t) = node
-                    .child_by_field_name("type")
-                    .and_then(|t| type_path(self.text, t))
+                if let Some(t) = node.field("type").and_then(|t| type_path(self.text, t))
                     && let Some(d) = self.index.defs.get_mut(def as usize)
                 {
                     d.bases.push(t.into());
@@ -899,7 +878,7 @@ impl<'a> Walker<'a> {
             "mod_item" => {
                 let name_node = name_node?;
                 let name = self.name(name_node);
-                if node.child_by_field_name("body").is_some() {
+                if node.field("body").is_some() {
                     return self.item_def(
                         node,
                         SymbolKind::Module,
@@ -940,14 +919,14 @@ impl<'a> Walker<'a> {
                 self.bind_in(self.scope, b)
             }
             "use_declaration" => {
-                if let Some(arg) = node.child_by_field_name("argument") {
+                if let Some(arg) = node.field("argument") {
                     self.use_tree_owned(arg, &[], node);
                 }
                 None
             }
             "extern_crate_declaration" => {
                 let name_node = name_node?;
-                let alias = node.child_by_field_name("alias");
+                let alias = node.field("alias");
                 let crate_name = self.src(name_node).to_owned();
                 let bind_node = alias.unwrap_or(name_node);
                 let imp = self.push_import(
@@ -976,10 +955,10 @@ impl<'a> Walker<'a> {
     fn members(&mut self, body: Node<'_>, owner: DefIdx, scope: ScopeIdx, owner_key: Option<&str>) {
         let member_key = |name: &str| owner_key.map(|k| Name::from(format!("{k}.{name}")));
         for m in named_children(body) {
-            let Some(n) = m.child_by_field_name("name") else {
+            let Some(n) = m.field("name") else {
                 continue;
             };
-            let kind = match m.kind() {
+            let kind = match m.kind_str() {
                 "field_declaration" => SymbolKind::Field,
                 "enum_variant" => SymbolKind::EnumVariant,
                 "function_item" | "function_signature_item" => SymbolKind::Method,
@@ -991,13 +970,13 @@ impl<'a> Walker<'a> {
             let (doc, doc_insert) = self.doc(m);
             let end = match kind {
                 SymbolKind::Method => m
-                    .child_by_field_name("return_type")
-                    .or(m.child_by_field_name("parameters"))
+                    .field("return_type")
+                    .or(m.field("parameters"))
                     .map(|x| x.end_byte())
                     .unwrap_or(n.end_byte()),
                 SymbolKind::EnumVariant => m.end_byte(),
                 _ => m
-                    .child_by_field_name("type")
+                    .field("type")
                     .map(|t| t.end_byte())
                     .unwrap_or(n.end_byte()),
             };
@@ -1008,9 +987,7 @@ impl<'a> Walker<'a> {
             b.doc = doc;
             b.doc_insert = doc_insert;
             if kind == SymbolKind::Field
-                && let Some(t) = m
-                    .child_by_field_name("type")
-                    .and_then(|t| type_path(self.text, t))
+                && let Some(t) = m.field("type").and_then(|t| type_path(self.text, t))
             {
                 b.bases.push(t.into());
             }
@@ -1020,7 +997,7 @@ impl<'a> Walker<'a> {
 
     /// Pass 2: references and bodies of an item.
     fn item_body(&mut self, node: Node<'_>, def: Option<DefIdx>, in_module: bool) {
-        match node.kind() {
+        match node.kind_str() {
             "function_item" => self.function(node, def, None),
             "function_signature_item" => {
                 let saved = self.scope;
@@ -1031,10 +1008,10 @@ impl<'a> Walker<'a> {
             "struct_item" | "union_item" | "enum_item" => {
                 let saved = self.scope;
                 self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
-                if let Some(tp) = node.child_by_field_name("type_parameters") {
+                if let Some(tp) = node.field("type_parameters") {
                     self.type_parameters(tp);
                 }
-                if let Some(body) = node.child_by_field_name("body") {
+                if let Some(body) = node.field("body") {
                     self.type_refs_in(body);
                 }
                 self.scope = saved;
@@ -1043,23 +1020,23 @@ impl<'a> Walker<'a> {
                 let Some(def) = def else { return };
                 let saved = (self.scope, self.self_ty);
                 self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
-                if let Some(tp) = node.child_by_field_name("type_parameters") {
+                if let Some(tp) = node.field("type_parameters") {
                     self.type_parameters(tp);
                 }
-                if let Some(b) = node.child_by_field_name("bounds") {
+                if let Some(b) = node.field("bounds") {
                     self.type_expr(b);
                 }
                 self.self_ty = Some(SelfTy::Local(def));
-                if let Some(body) = node.child_by_field_name("body") {
+                if let Some(body) = node.field("body") {
                     for m in named_children(body) {
-                        let member = m.child_by_field_name("name").and_then(|n| {
+                        let member = m.field("name").and_then(|n| {
                             self.index
                                 .scope(self.index.def(def)?.body?)?
                                 .names
                                 .get(self.src(n))
                                 .copied()
                         });
-                        match m.kind() {
+                        match m.kind_str() {
                             "function_item" => self.function(m, member, Some(SelfTy::Local(def))),
                             "function_signature_item" => {
                                 let s = self.scope;
@@ -1075,21 +1052,18 @@ impl<'a> Walker<'a> {
                 (self.scope, self.self_ty) = saved;
             }
             "type_item" | "const_item" | "static_item" => {
-                if let Some(t) = node.child_by_field_name("type") {
+                if let Some(t) = node.field("type") {
                     self.type_expr(t);
                 }
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.expr(v);
                 }
             }
             "mod_item" => {
-                let (Some(def), Some(body)) = (def, node.child_by_field_name("body")) else {
+                let (Some(def), Some(body)) = (def, node.field("body")) else {
                     return;
                 };
-                let Some(name) = node
-                    .child_by_field_name("name")
-                    .map(|n| self.src(n).to_owned())
-                else {
+                let Some(name) = node.field("name").map(|n| self.src(n).to_owned()) else {
                     return;
                 };
                 let scope = self.new_scope(ScopeKind::Class, Self::range(body), Some(def));
@@ -1138,17 +1112,17 @@ impl<'a> Walker<'a> {
     /// Type references in a struct/enum body (field types).
     fn type_refs_in(&mut self, node: Node<'_>) {
         for c in named_children(node) {
-            match c.kind() {
+            match c.kind_str() {
                 "field_declaration" => {
-                    if let Some(t) = c.child_by_field_name("type") {
+                    if let Some(t) = c.field("type") {
                         self.type_expr(t);
                     }
                 }
                 "enum_variant" => {
-                    if let Some(b) = c.child_by_field_name("body") {
+                    if let Some(b) = c.field("body") {
                         self.type_refs_in(b);
                     }
-                    if let Some(v) = c.child_by_field_name("value") {
+                    if let Some(v) = c.field("value") {
                         self.expr(v);
                     }
                 }
@@ -1160,12 +1134,12 @@ impl<'a> Walker<'a> {
 
     fn type_parameters(&mut self, tp: Node<'_>) {
         for p in named_children(tp) {
-            match p.kind() {
+            match p.kind_str() {
                 "type_parameter" | "const_parameter" => {
-                    let name_node = p.child_by_field_name("name").or_else(|| {
-                        named_children(p)
-                            .into_iter()
-                            .find(|c| c.kind() == "type_identifier" || c.kind() == "identifier")
+                    let name_node = p.field("name").or_else(|| {
+                        named_children(p).find(|c| {
+                            c.kind_str() == "type_identifier" || c.kind_str() == "identifier"
+                        })
                     });
                     for c in named_children(p) {
                         if Some(c) != name_node {
@@ -1191,13 +1165,13 @@ impl<'a> Walker<'a> {
     fn impl_item(&mut self, node: Node<'_>) {
         let saved = (self.scope, self.self_ty, self.parent);
         self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
-        if let Some(tp) = node.child_by_field_name("type_parameters") {
+        if let Some(tp) = node.field("type_parameters") {
             self.type_parameters(tp);
         }
-        if let Some(t) = node.child_by_field_name("trait") {
+        if let Some(t) = node.field("trait") {
             self.type_expr(t);
         }
-        let ty = node.child_by_field_name("type");
+        let ty = node.field("type");
         if let Some(t) = ty {
             self.type_expr(t);
         }
@@ -1235,19 +1209,19 @@ impl<'a> Walker<'a> {
             Some(d) => SelfTy::Local(d),
             None => SelfTy::Elsewhere,
         };
-        let Some(body) = node.child_by_field_name("body") else {
+        let Some(body) = node.field("body") else {
             (self.scope, self.self_ty, self.parent) = saved;
             return;
         };
         let mut methods = Vec::new();
         for m in named_children(body) {
-            let Some(n) = m.child_by_field_name("name") else {
-                if m.kind() == "macro_invocation" {
+            let Some(n) = m.field("name") else {
+                if m.kind_str() == "macro_invocation" {
                     self.expr(m);
                 }
                 continue;
             };
-            let kind = match m.kind() {
+            let kind = match m.kind_str() {
                 "function_item" => SymbolKind::Method,
                 "const_item" => SymbolKind::Constant,
                 "type_item" => SymbolKind::TypeAlias,
@@ -1257,8 +1231,8 @@ impl<'a> Walker<'a> {
             let (doc, doc_insert) = self.doc(m);
             let end = match kind {
                 SymbolKind::Method => m
-                    .child_by_field_name("return_type")
-                    .or(m.child_by_field_name("parameters"))
+                    .field("return_type")
+                    .or(m.field("parameters"))
                     .map(|x| x.end_byte())
                     .unwrap_or(n.end_byte()),
                 _ => m.end_byte(),
@@ -1311,13 +1285,13 @@ impl<'a> Walker<'a> {
         }
         self.self_ty = Some(self_ty);
         for (m, def) in methods {
-            match m.kind() {
+            match m.kind_str() {
                 "function_item" => self.function(m, def, Some(self_ty)),
                 _ => {
-                    if let Some(t) = m.child_by_field_name("type") {
+                    if let Some(t) = m.field("type") {
                         self.type_expr(t);
                     }
-                    if let Some(v) = m.child_by_field_name("value") {
+                    if let Some(v) = m.field("value") {
                         self.expr(v);
                     }
                 }
@@ -1332,15 +1306,15 @@ impl<'a> Walker<'a> {
     fn use_tree_owned(&mut self, node: Node<'_>, prefix: &[Node<'_>], decl: Node<'_>) {
         // Same as `use_tree`; separate to keep lifetimes simple.
         let prefix: Vec<Node<'_>> = prefix.to_vec();
-        match node.kind() {
+        match node.kind_str() {
             "scoped_use_list" | "use_list" | "use_wildcard" | "use_as_clause" => {
                 let mut segs = prefix.clone();
-                match node.kind() {
+                match node.kind_str() {
                     "scoped_use_list" => {
-                        if let Some(p) = node.child_by_field_name("path") {
+                        if let Some(p) = node.field("path") {
                             self.path_nodes(p, &mut segs);
                         }
-                        if let Some(list) = node.child_by_field_name("list") {
+                        if let Some(list) = node.field("list") {
                             for c in named_children(list) {
                                 self.use_tree_owned(c, &segs, decl);
                             }
@@ -1352,16 +1326,16 @@ impl<'a> Walker<'a> {
                         }
                     }
                     "use_wildcard" => {
-                        if let Some(p) = named_children(node).into_iter().next() {
+                        if let Some(p) = named_children(node).next() {
                             self.path_nodes(p, &mut segs);
                         }
                         self.use_binding(&segs, None, true, decl);
                     }
                     _ => {
-                        if let Some(p) = node.child_by_field_name("path") {
+                        if let Some(p) = node.field("path") {
                             self.path_nodes(p, &mut segs);
                         }
-                        let alias = node.child_by_field_name("alias");
+                        let alias = node.field("alias");
                         self.use_binding(&segs, alias, false, decl);
                     }
                 }
@@ -1376,12 +1350,12 @@ impl<'a> Walker<'a> {
 
     /// The segment nodes of a path (`a::b::c` → `[a, b, c]`).
     fn path_nodes<'n>(&self, node: Node<'n>, out: &mut Vec<Node<'n>>) {
-        match node.kind() {
+        match node.kind_str() {
             "scoped_identifier" | "scoped_type_identifier" => {
-                if let Some(p) = node.child_by_field_name("path") {
+                if let Some(p) = node.field("path") {
                     self.path_nodes(p, out);
                 }
-                if let Some(n) = node.child_by_field_name("name") {
+                if let Some(n) = node.field("name") {
                     out.push(n);
                 }
             }
@@ -1595,25 +1569,25 @@ impl<'a> Walker<'a> {
         self.key_prefix = None;
         self.self_ty = self_ty;
         self.params_and_types(node, true);
-        if let Some(body) = node.child_by_field_name("body") {
+        if let Some(body) = node.field("body") {
             self.block_contents(body);
         }
         (self.scope, self.parent, self.key_prefix, self.self_ty) = saved;
     }
 
     fn params_and_types(&mut self, node: Node<'_>, bind: bool) {
-        if let Some(tp) = node.child_by_field_name("type_parameters") {
+        if let Some(tp) = node.field("type_parameters") {
             self.type_parameters(tp);
         }
-        if let Some(params) = node.child_by_field_name("parameters") {
+        if let Some(params) = node.field("parameters") {
             for p in named_children(params) {
-                match p.kind() {
+                match p.kind_str() {
                     "parameter" => {
-                        let ty = p.child_by_field_name("type");
+                        let ty = p.field("type");
                         if let Some(t) = ty {
                             self.type_expr(t);
                         }
-                        if bind && let Some(pat) = p.child_by_field_name("pattern") {
+                        if bind && let Some(pat) = p.field("pattern") {
                             let base = ty.and_then(|t| type_path(self.text, t));
                             self.pattern(pat, SymbolKind::Parameter, p, base);
                         }
@@ -1623,11 +1597,11 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        if let Some(r) = node.child_by_field_name("return_type") {
+        if let Some(r) = node.field("return_type") {
             self.type_expr(r);
         }
         for c in named_children(node) {
-            if c.kind() == "where_clause" {
+            if c.kind_str() == "where_clause" {
                 self.type_expr(c);
             }
         }
@@ -1643,17 +1617,17 @@ impl<'a> Walker<'a> {
 
     fn block_contents(&mut self, node: Node<'_>) {
         let saved = self.scope;
-        let children = named_children(node);
+        let children: Vec<Node<'_>> = named_children(node).collect();
         // Items of the block are visible throughout it.
         let mut item_defs = Vec::new();
         for c in &children {
-            if is_item(c.kind()) {
+            if is_item(c.kind_str()) {
                 item_defs.push((*c, self.item_name(*c)));
             }
         }
         let mut items = item_defs.into_iter();
         for c in children {
-            if is_item(c.kind()) {
+            if is_item(c.kind_str()) {
                 if let Some((n, d)) = items.next() {
                     let s = self.scope;
                     self.scope = saved;
@@ -1662,7 +1636,7 @@ impl<'a> Walker<'a> {
                 }
                 continue;
             }
-            match c.kind() {
+            match c.kind_str() {
                 "let_declaration" => self.let_declaration(c, node),
                 "expression_statement" => {
                     for e in named_children(c) {
@@ -1679,15 +1653,15 @@ impl<'a> Walker<'a> {
     }
 
     fn let_declaration(&mut self, node: Node<'_>, block: Node<'_>) {
-        let ty = node.child_by_field_name("type");
+        let ty = node.field("type");
         if let Some(t) = ty {
             self.type_expr(t);
         }
-        let value = node.child_by_field_name("value");
+        let value = node.field("value");
         if let Some(v) = value {
             self.expr(v);
         }
-        if let Some(alt) = node.child_by_field_name("alternative") {
+        if let Some(alt) = node.field("alternative") {
             self.block(alt);
         }
         // The bindings are visible from here to the end of the block.
@@ -1696,7 +1670,7 @@ impl<'a> Walker<'a> {
         let base = ty
             .and_then(|t| type_path(self.text, t))
             .or_else(|| value.and_then(|v| value_type(self.text, v)));
-        if let Some(p) = node.child_by_field_name("pattern") {
+        if let Some(p) = node.field("pattern") {
             self.pattern(p, SymbolKind::Variable, node, base);
         }
     }
@@ -1704,7 +1678,7 @@ impl<'a> Walker<'a> {
     /// Binds the names a pattern introduces (in the current scope) and records the paths it
     /// mentions. Lower-case identifiers bind; capitalised ones name constants or variants.
     fn pattern(&mut self, node: Node<'_>, kind: SymbolKind, stmt: Node<'_>, base: Option<String>) {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" => {
                 let name = self.src(node);
                 if name.starts_with(|c: char| c.is_uppercase()) {
@@ -1730,7 +1704,7 @@ impl<'a> Walker<'a> {
                 }
             }
             "tuple_struct_pattern" => {
-                let ty = node.child_by_field_name("type");
+                let ty = node.field("type");
                 if let Some(t) = ty {
                     self.path_expr(t);
                 }
@@ -1741,14 +1715,14 @@ impl<'a> Walker<'a> {
                 }
             }
             "struct_pattern" => {
-                let ty = node.child_by_field_name("type");
+                let ty = node.field("type");
                 let ty_ref = ty.and_then(|t| self.path_expr(t));
                 for c in named_children(node) {
-                    if c.kind() != "field_pattern" {
+                    if c.kind_str() != "field_pattern" {
                         continue;
                     }
-                    let name = c.child_by_field_name("name");
-                    let pat = c.child_by_field_name("pattern");
+                    let name = c.field("name");
+                    let pat = c.field("pattern");
                     match (name, pat) {
                         (Some(n), Some(p)) => {
                             let q = ty_ref.map(Qualifier::Ref).unwrap_or(Qualifier::Unknown);
@@ -1781,7 +1755,7 @@ impl<'a> Walker<'a> {
             _ => {
                 for c in named_children(node) {
                     if matches!(
-                        c.kind(),
+                        c.kind_str(),
                         "identifier"
                             | "scoped_identifier"
                             | "tuple_struct_pattern"
@@ -1799,7 +1773,7 @@ impl<'a> Walker<'a> {
 
     /// A path in expression or type position; returns the reference of its last segment.
     fn path_expr(&mut self, node: Node<'_>) -> Option<RefIdx> {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" | "type_identifier" => {
                 let name = self.src(node);
                 if name == "Self" {
@@ -1820,8 +1794,8 @@ impl<'a> Walker<'a> {
                 ))
             }
             "scoped_identifier" | "scoped_type_identifier" => {
-                let name = node.child_by_field_name("name")?;
-                let path = node.child_by_field_name("path");
+                let name = node.field("name")?;
+                let path = node.field("path");
                 // `super::super::x`, `self::x`, `crate::x`: one root.
                 let mut segs = Vec::new();
                 if let Some(p) = path {
@@ -1854,7 +1828,7 @@ impl<'a> Walker<'a> {
                     };
                     return Some(self.push_ref(self.name(name), Self::range(name), q));
                 } else if segs.len() == 1
-                    && segs[0].kind() == "identifier"
+                    && segs[0].kind_str() == "identifier"
                     && seg_names[0].starts_with(|c: char| c.is_lowercase())
                     && !self.visible(seg_names[0])
                 {
@@ -1870,14 +1844,13 @@ impl<'a> Walker<'a> {
                     ))
                 } else {
                     match path {
-                        Some(p) if p.kind() == "generic_type" => {
-                            if let Some(args) = p.child_by_field_name("type_arguments") {
+                        Some(p) if p.kind_str() == "generic_type" => {
+                            if let Some(args) = p.field("type_arguments") {
                                 self.type_expr(args);
                             }
-                            p.child_by_field_name("type")
-                                .and_then(|t| self.path_expr(t))
+                            p.field("type").and_then(|t| self.path_expr(t))
                         }
-                        Some(p) if p.kind() == "bracketed_type" => {
+                        Some(p) if p.kind_str() == "bracketed_type" => {
                             self.type_expr(p);
                             None
                         }
@@ -1893,13 +1866,11 @@ impl<'a> Walker<'a> {
                 Some(self.push_ref(self.name(name), Self::range(name), q))
             }
             "generic_type" | "generic_function" => {
-                if let Some(args) = node.child_by_field_name("type_arguments") {
+                if let Some(args) = node.field("type_arguments") {
                     self.type_expr(args);
                 }
-                let inner = node
-                    .child_by_field_name("type")
-                    .or(node.child_by_field_name("function"))?;
-                if inner.kind() == "field_expression" {
+                let inner = node.field("type").or(node.field("function"))?;
+                if inner.kind_str() == "field_expression" {
                     return self.expr(inner);
                 }
                 self.path_expr(inner)
@@ -1912,7 +1883,7 @@ impl<'a> Walker<'a> {
     }
 
     fn type_expr(&mut self, node: Node<'_>) {
-        match node.kind() {
+        match node.kind_str() {
             "type_identifier"
             | "identifier"
             | "scoped_type_identifier"
@@ -1933,19 +1904,19 @@ impl<'a> Walker<'a> {
     /// Records the references in an expression; returns the reference the expression *is*
     /// (a path or field access), so that member accesses can chain.
     fn expr(&mut self, node: Node<'_>) -> Option<RefIdx> {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" | "scoped_identifier" | "generic_function" | "crate" | "super" => {
                 self.path_expr(node)
             }
             "self" => None,
             "field_expression" => {
-                let value = node.child_by_field_name("value")?;
-                let field = node.child_by_field_name("field")?;
-                if field.kind() == "integer_literal" {
+                let value = node.field("value")?;
+                let field = node.field("field")?;
+                if field.kind_str() == "integer_literal" {
                     self.expr(value);
                     return None;
                 }
-                let q = if value.kind() == "self" {
+                let q = if value.kind_str() == "self" {
                     match self.self_ty {
                         Some(SelfTy::Local(d)) => Qualifier::SelfOf(d),
                         _ => Qualifier::Unknown,
@@ -1960,12 +1931,12 @@ impl<'a> Walker<'a> {
             }
             "parenthesized_expression" | "reference_expression" => {
                 let inner = named_children(node)
-                    .into_iter()
-                    .rfind(|c| c.kind() != "mutable_specifier")?;
+                    .filter(|c| c.kind_str() != "mutable_specifier")
+                    .last()?;
                 self.expr(inner)
             }
             "struct_expression" => {
-                let name = node.child_by_field_name("name");
+                let name = node.field("name");
                 let ty_ref = match name {
                     Some(n) if self.src(n) == "Self" => None,
                     Some(n) => self.path_expr(n),
@@ -1975,12 +1946,12 @@ impl<'a> Walker<'a> {
                     (Some("Self"), Some(SelfTy::Local(d))) => Some(d),
                     _ => None,
                 };
-                if let Some(body) = node.child_by_field_name("body") {
+                if let Some(body) = node.field("body") {
                     for f in named_children(body) {
-                        match f.kind() {
+                        match f.kind_str() {
                             "field_initializer" => {
-                                if let Some(field) = f.child_by_field_name("field")
-                                    && field.kind() == "field_identifier"
+                                if let Some(field) = f.field("field")
+                                    && field.kind_str() == "field_identifier"
                                 {
                                     let q = match (ty_ref, self_local) {
                                         (Some(t), _) => Qualifier::Ref(t),
@@ -1989,14 +1960,14 @@ impl<'a> Walker<'a> {
                                     };
                                     self.push_ref(self.name(field), Self::range(field), q);
                                 }
-                                if let Some(v) = f.child_by_field_name("value") {
+                                if let Some(v) = f.field("value") {
                                     self.expr(v);
                                 }
                             }
                             "shorthand_field_initializer" => {
                                 // `S { x }`: a rename of the local `x` must write `x: new`.
                                 for c in named_children(f) {
-                                    if c.kind() == "identifier" {
+                                    if c.kind_str() == "identifier" {
                                         self.index.shorthand.push(Self::range(c));
                                     }
                                     self.expr(c);
@@ -2015,14 +1986,14 @@ impl<'a> Walker<'a> {
             "closure_expression" => {
                 let saved = self.scope;
                 self.scope = self.new_scope(ScopeKind::Lambda, Self::range(node), None);
-                if let Some(params) = node.child_by_field_name("parameters") {
+                if let Some(params) = node.field("parameters") {
                     for p in named_children(params) {
-                        if p.kind() == "parameter" {
-                            let ty = p.child_by_field_name("type");
+                        if p.kind_str() == "parameter" {
+                            let ty = p.field("type");
                             if let Some(t) = ty {
                                 self.type_expr(t);
                             }
-                            if let Some(pat) = p.child_by_field_name("pattern") {
+                            if let Some(pat) = p.field("pattern") {
                                 let base = ty.and_then(|t| type_path(self.text, t));
                                 self.pattern(pat, SymbolKind::Parameter, p, base);
                             }
@@ -2031,10 +2002,10 @@ impl<'a> Walker<'a> {
                         }
                     }
                 }
-                if let Some(r) = node.child_by_field_name("return_type") {
+                if let Some(r) = node.field("return_type") {
                     self.type_expr(r);
                 }
-                if let Some(b) = node.child_by_field_name("body") {
+                if let Some(b) = node.field("body") {
                     self.expr(b);
                 }
                 self.scope = saved;
@@ -2046,7 +2017,7 @@ impl<'a> Walker<'a> {
             }
             "unsafe_block" | "async_block" | "const_block" | "try_block" | "loop_expression" => {
                 for c in named_children(node) {
-                    match c.kind() {
+                    match c.kind_str() {
                         "block" => self.block(c),
                         "label" => {}
                         _ => {
@@ -2059,19 +2030,16 @@ impl<'a> Walker<'a> {
             "if_expression" | "while_expression" => {
                 let saved = self.scope;
                 self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
-                if let Some(c) = node.child_by_field_name("condition") {
+                if let Some(c) = node.field("condition") {
                     self.condition(c);
                 }
-                if let Some(b) = node
-                    .child_by_field_name("consequence")
-                    .or(node.child_by_field_name("body"))
-                {
+                if let Some(b) = node.field("consequence").or(node.field("body")) {
                     self.block(b);
                 }
                 self.scope = saved;
-                if let Some(a) = node.child_by_field_name("alternative") {
+                if let Some(a) = node.field("alternative") {
                     for c in named_children(a) {
-                        if c.kind() == "block" {
+                        if c.kind_str() == "block" {
                             self.block(c);
                         } else {
                             self.expr(c);
@@ -2081,41 +2049,41 @@ impl<'a> Walker<'a> {
                 None
             }
             "for_expression" => {
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.expr(v);
                 }
                 let saved = self.scope;
                 self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
-                if let Some(p) = node.child_by_field_name("pattern") {
+                if let Some(p) = node.field("pattern") {
                     self.pattern(p, SymbolKind::Variable, node, None);
                 }
-                if let Some(b) = node.child_by_field_name("body") {
+                if let Some(b) = node.field("body") {
                     self.block(b);
                 }
                 self.scope = saved;
                 None
             }
             "match_expression" => {
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.expr(v);
                 }
-                if let Some(body) = node.child_by_field_name("body") {
+                if let Some(body) = node.field("body") {
                     for arm in named_children(body) {
-                        if arm.kind() != "match_arm" {
+                        if arm.kind_str() != "match_arm" {
                             continue;
                         }
                         let saved = self.scope;
                         self.scope = self.new_scope(ScopeKind::Block, Self::range(arm), None);
-                        if let Some(p) = arm.child_by_field_name("pattern") {
+                        if let Some(p) = arm.field("pattern") {
                             for c in named_children(p) {
-                                if Some(c) == p.child_by_field_name("condition") {
+                                if Some(c) == p.field("condition") {
                                     self.condition(c);
                                 } else {
                                     self.pattern(c, SymbolKind::Variable, arm, None);
                                 }
                             }
                         }
-                        if let Some(v) = arm.child_by_field_name("value") {
+                        if let Some(v) = arm.field("value") {
                             self.expr(v);
                         }
                         self.scope = saved;
@@ -2124,21 +2092,21 @@ impl<'a> Walker<'a> {
                 None
             }
             "macro_invocation" => {
-                if let Some(m) = node.child_by_field_name("macro") {
+                if let Some(m) = node.field("macro") {
                     self.path_expr(m);
                 }
                 for c in named_children(node) {
-                    if c.kind() == "token_tree" {
+                    if c.kind_str() == "token_tree" {
                         self.token_tree(c);
                     }
                 }
                 None
             }
             "type_cast_expression" => {
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.expr(v);
                 }
-                if let Some(t) = node.child_by_field_name("type") {
+                if let Some(t) = node.field("type") {
                     self.type_expr(t);
                 }
                 None
@@ -2171,12 +2139,12 @@ impl<'a> Walker<'a> {
 
     /// `if`/`while` conditions: `let` patterns bind in the current (new) scope.
     fn condition(&mut self, node: Node<'_>) {
-        match node.kind() {
+        match node.kind_str() {
             "let_condition" => {
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.expr(v);
                 }
-                if let Some(p) = node.child_by_field_name("pattern") {
+                if let Some(p) = node.field("pattern") {
                     self.pattern(p, SymbolKind::Variable, node, None);
                 }
             }
@@ -2200,7 +2168,7 @@ impl<'a> Walker<'a> {
         let mut prev_ref: Option<RefIdx> = None;
         let mut after_self = false;
         for c in children {
-            match c.kind() {
+            match c.kind_str() {
                 "identifier" => {
                     let name = self.src(c);
                     let q = match prev_kind {
@@ -2229,7 +2197,7 @@ impl<'a> Walker<'a> {
                     after_self = false;
                 }
             }
-            prev_kind = c.kind();
+            prev_kind = c.kind_str();
         }
     }
 }
@@ -2237,10 +2205,10 @@ impl<'a> Walker<'a> {
 /// The type of a value expression when it is obvious: `T { … }`, `T::new(…)`-style paths are
 /// not (their return type is unknown).
 fn value_type(text: &str, node: Node<'_>) -> Option<String> {
-    match node.kind() {
-        "struct_expression" => type_path(text, node.child_by_field_name("name")?),
+    match node.kind_str() {
+        "struct_expression" => type_path(text, node.field("name")?),
         "reference_expression" | "parenthesized_expression" => {
-            value_type(text, named_children(node).into_iter().last()?)
+            value_type(text, named_children(node).last()?)
         }
         _ => None,
     }
@@ -2309,7 +2277,7 @@ mod tests {
                 "S.new", "inner.g"
             ]
         );
-        let mut ts = Parser::new();
+        let mut ts = tree_sitter::Parser::new();
         ts.set_language(&tree_sitter_rust::LANGUAGE.into())
             .expect("grammar loads");
         let tree = ts.parse(text, None).expect("parses");

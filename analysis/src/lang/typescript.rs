@@ -15,7 +15,9 @@
 //! nearest `tsconfig.json`/`jsconfig.json` (`baseUrl`, `paths` with `*`, `extends`; comments
 //! and trailing commas allowed), and anything else is an external package.
 
-use super::{DocSyntax, LanguageModule, ModuleRequest, ModuleResolution};
+use super::{
+    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+};
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
     ScopeIdx, ScopeKind, SymbolKind, TextRange,
@@ -24,8 +26,8 @@ use crate::resolve::{ModuleMap, ModuleRef};
 use hivesync_protocol::Language;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use tree_sitter::{Node, Parser};
+use std::sync::{Arc, LazyLock};
+use tree_sitter::Node;
 
 /// Patterns for the definitions the walker must produce (common to the three grammars);
 /// checked against the walker's output in tests.
@@ -348,33 +350,30 @@ const BUILTINS: &[&str] = &[
 type CachedConfig = (Arc<str>, Option<Arc<TsConfig>>);
 
 thread_local! {
-    /// One parser per grammar: TypeScript, TSX, JavaScript.
-    static PARSERS: RefCell<[Option<Parser>; 3]> = const { RefCell::new([None, None, None]) };
     /// Parsed `tsconfig.json` files by path, with the text they were parsed from.
     static TSCONFIGS: RefCell<HashMap<String, CachedConfig>> = RefCell::new(HashMap::new());
 }
 
-fn parse(language: Language, text: &str) -> Option<tree_sitter::Tree> {
-    let (slot, grammar): (usize, tree_sitter::Language) = match language {
-        Language::Tsx => (1, tree_sitter_typescript::LANGUAGE_TSX.into()),
-        Language::JavaScript => (2, tree_sitter_javascript::LANGUAGE.into()),
-        _ => (0, tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into()),
-    };
-    PARSERS.with(|cell| {
-        let mut parsers = cell.borrow_mut();
-        let entry = parsers.get_mut(slot)?;
-        if entry.is_none() {
-            let mut parser = Parser::new();
-            parser.set_language(&grammar).ok()?;
-            *entry = Some(parser);
-        }
-        entry.as_mut().and_then(|p| p.parse(text, None))
-    })
+static TYPESCRIPT: LazyLock<Grammar> =
+    LazyLock::new(|| Grammar::new(tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into()));
+static TSX: LazyLock<Grammar> =
+    LazyLock::new(|| Grammar::new(tree_sitter_typescript::LANGUAGE_TSX.into()));
+static JAVASCRIPT: LazyLock<Grammar> =
+    LazyLock::new(|| Grammar::new(tree_sitter_javascript::LANGUAGE.into()));
+
+fn grammar(language: Language) -> &'static Grammar {
+    match language {
+        Language::Tsx => &TSX,
+        Language::JavaScript => &JAVASCRIPT,
+        _ => &TYPESCRIPT,
+    }
 }
 
 impl LanguageModule for TypeScript {
     fn index(&self, language: Language, _path: &str, text: &str) -> FileIndex {
-        let Some(tree) = parse(language, text) else {
+        let grammar = grammar(language);
+        let _grammar = grammar.enter();
+        let Some(tree) = grammar.parse(text) else {
             let mut index = FileIndex::empty(Some(language));
             index.parse_errors = 1;
             return index;
@@ -875,24 +874,6 @@ fn normalize(path: &str) -> Option<String> {
     Some(out.join("/"))
 }
 
-/// Error and missing nodes in the tree (descending only into subtrees that contain errors).
-fn count_errors(root: Node<'_>) -> u32 {
-    if !root.has_error() {
-        return 0;
-    }
-    let mut count = 0;
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        if node.is_error() || node.is_missing() {
-            count += 1;
-            continue;
-        }
-        let mut cursor = node.walk();
-        stack.extend(node.children(&mut cursor).filter(|c| c.has_error()));
-    }
-    count
-}
-
 // ---- the walk ---------------------------------------------------------------------------------
 
 /// What `Walker::declare` needs to create a definition.
@@ -1221,7 +1202,7 @@ impl<'a> Walker<'a> {
         let mut start = item;
         let mut prev = item.prev_named_sibling();
         while let Some(p) = prev {
-            if p.kind() == "decorator" {
+            if p.kind_str() == "decorator" {
                 start = p;
                 prev = p.prev_named_sibling();
             } else {
@@ -1230,7 +1211,7 @@ impl<'a> Walker<'a> {
         }
         let insert = u32::try_from(start.start_byte()).ok();
         if let Some(p) = prev
-            && p.kind() == "comment"
+            && p.kind_str() == "comment"
         {
             let text = self.src(p);
             let between = self
@@ -1248,7 +1229,7 @@ impl<'a> Walker<'a> {
     fn doc_item<'t>(node: Node<'t>) -> Node<'t> {
         let mut item = node;
         while let Some(p) = item.parent() {
-            if matches!(p.kind(), "export_statement" | "ambient_declaration") {
+            if matches!(p.kind_str(), "export_statement" | "ambient_declaration") {
                 item = p;
             } else {
                 break;
@@ -1261,8 +1242,7 @@ impl<'a> Walker<'a> {
 
     fn statements(&mut self, node: Node<'_>) {
         let mut cursor = node.walk();
-        let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-        for c in children {
+        for c in node.named_children(&mut cursor) {
             self.stmt(c);
         }
     }
@@ -1292,12 +1272,12 @@ impl<'a> Walker<'a> {
     fn flat(&mut self, node: Node<'_>) {
         let mut stack = vec![node];
         while let Some(n) = stack.pop() {
-            if matches!(n.kind(), "identifier" | "type_identifier") {
+            if matches!(n.kind_str(), "identifier" | "type_identifier") {
                 self.push_ref(self.name(n), Self::range(n), Qualifier::None, false);
                 continue;
             }
             if matches!(
-                n.kind(),
+                n.kind_str(),
                 "string" | "comment" | "template_string" | "regex" | "property_identifier"
             ) {
                 continue;
@@ -1309,7 +1289,7 @@ impl<'a> Walker<'a> {
     }
 
     fn stmt_inner(&mut self, node: Node<'_>) {
-        match node.kind() {
+        match node.kind_str() {
             "import_statement" => self.import_statement(node),
             "export_statement" => self.export_statement(node),
             "function_declaration"
@@ -1330,17 +1310,15 @@ impl<'a> Walker<'a> {
             "internal_module" | "module" => self.namespace(node),
             "ambient_declaration" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
+                for c in node.named_children(&mut cursor) {
                     self.stmt(c);
                 }
             }
             "import_alias" => self.import_alias(node),
             "expression_statement" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
-                    match c.kind() {
+                for c in node.named_children(&mut cursor) {
+                    match c.kind_str() {
                         "internal_module" | "module" => self.namespace(c),
                         "assignment_expression" if self.scope == 0 && self.cjs_export(c) => {}
                         "call_expression" if self.scope == 0 && self.cjs_call(c) => {}
@@ -1356,8 +1334,7 @@ impl<'a> Walker<'a> {
                 let saved = self.scope;
                 self.scope = scope;
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
+                for c in node.named_children(&mut cursor) {
                     self.node(c);
                 }
                 self.scope = saved;
@@ -1366,11 +1343,11 @@ impl<'a> Walker<'a> {
                 let scope = self.new_scope(ScopeKind::Block, node, None);
                 let saved = self.scope;
                 self.scope = scope;
-                if let Some(r) = node.child_by_field_name("right") {
+                if let Some(r) = node.field("right") {
                     self.expr(r);
                 }
-                let kind = node.child_by_field_name("kind").map(|k| self.src(k));
-                if let Some(l) = node.child_by_field_name("left") {
+                let kind = node.field("kind").map(|k| self.src(k));
+                if let Some(l) = node.field("left") {
                     match kind {
                         Some("var") => self.pattern(l, DeclKind::Var, node, None),
                         Some("const") => self.pattern(l, DeclKind::Const, node, None),
@@ -1378,7 +1355,7 @@ impl<'a> Walker<'a> {
                         None => self.assign_target(l),
                     }
                 }
-                if let Some(b) = node.child_by_field_name("body") {
+                if let Some(b) = node.field("body") {
                     self.stmt(b);
                 }
                 self.scope = saved;
@@ -1387,20 +1364,20 @@ impl<'a> Walker<'a> {
                 let scope = self.new_scope(ScopeKind::Block, node, None);
                 let saved = self.scope;
                 self.scope = scope;
-                if let Some(p) = node.child_by_field_name("parameter") {
+                if let Some(p) = node.field("parameter") {
                     self.pattern(p, DeclKind::Catch, node, None);
                 }
-                if let Some(t) = node.child_by_field_name("type") {
+                if let Some(t) = node.field("type") {
                     self.expr(t);
                 }
-                if let Some(b) = node.child_by_field_name("body") {
+                if let Some(b) = node.field("body") {
                     self.statements(b);
                 }
                 self.scope = saved;
             }
             "switch_body" => self.block(node),
             "switch_case" | "switch_default" => {
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.expr(v);
                 }
                 let mut cursor = node.walk();
@@ -1411,7 +1388,7 @@ impl<'a> Walker<'a> {
                 }
             }
             "labeled_statement" => {
-                if let Some(b) = node.child_by_field_name("body") {
+                if let Some(b) = node.field("body") {
                     self.stmt(b);
                 }
             }
@@ -1431,7 +1408,7 @@ impl<'a> Walker<'a> {
 
     /// Any node: statements go to `stmt`, the rest to `expr`.
     fn node(&mut self, node: Node<'_>) {
-        if is_statement(node.kind()) {
+        if is_statement(node.kind_str()) {
             self.stmt(node);
         } else {
             self.expr(node);
@@ -1440,8 +1417,7 @@ impl<'a> Walker<'a> {
 
     fn children(&mut self, node: Node<'_>) {
         let mut cursor = node.walk();
-        let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-        for c in children {
+        for c in node.named_children(&mut cursor) {
             self.node(c);
         }
     }
@@ -1457,10 +1433,7 @@ impl<'a> Walker<'a> {
 
     /// `let`/`const`/`var` declarations, with `require` imports.
     fn declaration(&mut self, node: Node<'_>) {
-        let kind_text = node
-            .child_by_field_name("kind")
-            .map(|k| self.src(k))
-            .unwrap_or("var");
+        let kind_text = node.field("kind").map(|k| self.src(k)).unwrap_or("var");
         let kind = match kind_text {
             "var" => DeclKind::Var,
             "const" => DeclKind::Const,
@@ -1471,19 +1444,19 @@ impl<'a> Walker<'a> {
         let mut cursor = node.walk();
         let declarators: Vec<Node<'_>> = node
             .named_children(&mut cursor)
-            .filter(|c| c.kind() == "variable_declarator")
+            .filter(|c| c.kind_str() == "variable_declarator")
             .collect();
         for d in declarators {
-            let Some(name) = d.child_by_field_name("name") else {
+            let Some(name) = d.field("name") else {
                 continue;
             };
-            let value = d.child_by_field_name("value");
+            let value = d.field("value");
             if let Some(v) = value
                 && self.require_declaration(kind, name, v, node)
             {
                 continue;
             }
-            let annotation = d.child_by_field_name("type");
+            let annotation = d.field("type");
             if let Some(t) = annotation {
                 self.expr(t);
             }
@@ -1493,9 +1466,9 @@ impl<'a> Walker<'a> {
                 .collect::<Vec<_>>();
             if bases.is_empty()
                 && let Some(v) = value
-                && v.kind() == "new_expression"
-                && let Some(c) = v.child_by_field_name("constructor")
-                && matches!(c.kind(), "identifier" | "member_expression")
+                && v.kind_str() == "new_expression"
+                && let Some(c) = v.field("constructor")
+                && matches!(c.kind_str(), "identifier" | "member_expression")
                 && is_dotted(self.src(c))
             {
                 bases.push(self.name(c));
@@ -1503,11 +1476,11 @@ impl<'a> Walker<'a> {
             if let Some(v) = value {
                 self.expr(v);
             }
-            if name.kind() == "identifier" {
+            if name.kind_str() == "identifier" {
                 let id_name = self.name(name);
                 let is_fn = value.is_some_and(|v| {
                     matches!(
-                        v.kind(),
+                        v.kind_str(),
                         "arrow_function"
                             | "function_expression"
                             | "function"
@@ -1530,9 +1503,9 @@ impl<'a> Walker<'a> {
                 let mut spec = Binding::new(id_name, sym, Self::range(name), Self::range(node));
                 let sig_end = match value {
                     Some(v) if is_fn => v
-                        .child_by_field_name("return_type")
-                        .or_else(|| v.child_by_field_name("parameters"))
-                        .or_else(|| v.child_by_field_name("parameter"))
+                        .field("return_type")
+                        .or_else(|| v.field("parameters"))
+                        .or_else(|| v.field("parameter"))
                         .map(|n| n.end_byte())
                         .unwrap_or(d.end_byte()),
                     _ => d.end_byte(),
@@ -1561,12 +1534,10 @@ impl<'a> Walker<'a> {
         value: Node<'_>,
         stmt: Node<'_>,
     ) -> bool {
-        let (call, member) = match value.kind() {
+        let (call, member) = match value.kind_str() {
             "call_expression" => (value, None),
-            "member_expression" => match value.child_by_field_name("object") {
-                Some(o) if self.require_source(o).is_some() => {
-                    (o, value.child_by_field_name("property"))
-                }
+            "member_expression" => match value.field("object") {
+                Some(o) if self.require_source(o).is_some() => (o, value.field("property")),
                 _ => return false,
             },
             _ => return false,
@@ -1577,7 +1548,7 @@ impl<'a> Walker<'a> {
         let module = self.name(source);
         let target = self.decl_target(kind);
         let signature = Some(truncate(&collapse_ws(self.src(stmt)), 160));
-        match (name.kind(), member) {
+        match (name.kind_str(), member) {
             ("identifier", None) => {
                 let alias = self.name(name);
                 let imp = self.push_import(
@@ -1626,24 +1597,21 @@ impl<'a> Walker<'a> {
             }
             ("object_pattern", None) => {
                 let mut cursor = name.walk();
-                let props: Vec<Node<'_>> = name.named_children(&mut cursor).collect();
-                for p in props {
-                    let (imported, local) = match p.kind() {
+                for p in name.named_children(&mut cursor) {
+                    let (imported, local) = match p.kind_str() {
                         "shorthand_property_identifier_pattern" => (p, p),
-                        "pair_pattern" => {
-                            match (p.child_by_field_name("key"), p.child_by_field_name("value")) {
-                                (Some(k), Some(v))
-                                    if k.kind() == "property_identifier"
-                                        && v.kind() == "identifier" =>
-                                {
-                                    (k, v)
-                                }
-                                _ => {
-                                    self.pattern(p, kind, stmt, None);
-                                    continue;
-                                }
+                        "pair_pattern" => match (p.field("key"), p.field("value")) {
+                            (Some(k), Some(v))
+                                if k.kind_str() == "property_identifier"
+                                    && v.kind_str() == "identifier" =>
+                            {
+                                (k, v)
                             }
-                        }
+                            _ => {
+                                self.pattern(p, kind, stmt, None);
+                                continue;
+                            }
+                        },
                         _ => {
                             self.pattern(p, kind, stmt, None);
                             continue;
@@ -1684,21 +1652,21 @@ impl<'a> Walker<'a> {
 
     /// The string node of `require('m')` (or `import('m')`).
     fn require_source<'t>(&self, call: Node<'t>) -> Option<Node<'t>> {
-        if call.kind() != "call_expression" {
+        if call.kind_str() != "call_expression" {
             return None;
         }
-        let function = call.child_by_field_name("function")?;
-        if !(function.kind() == "import"
-            || function.kind() == "identifier" && self.src(function) == "require")
+        let function = call.field("function")?;
+        if !(function.kind_str() == "import"
+            || function.kind_str() == "identifier" && self.src(function) == "require")
         {
             return None;
         }
-        let args = call.child_by_field_name("arguments")?;
+        let args = call.field("arguments")?;
         if args.named_child_count() != 1 {
             return None;
         }
         let s = args.named_child(0)?;
-        if s.kind() != "string" {
+        if s.kind_str() != "string" {
             return None;
         }
         string_fragment(s)
@@ -1722,9 +1690,9 @@ impl<'a> Walker<'a> {
         stmt: Node<'_>,
         sig: Option<String>,
     ) {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" | "shorthand_property_identifier_pattern" => {
-                if node.kind() == "shorthand_property_identifier_pattern" {
+                if node.kind_str() == "shorthand_property_identifier_pattern" {
                     self.shorthand.push(Self::range(node));
                 }
                 let sym = match kind {
@@ -1739,33 +1707,31 @@ impl<'a> Walker<'a> {
             }
             "object_pattern" | "array_pattern" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
+                for c in node.named_children(&mut cursor) {
                     self.pattern(c, kind, stmt, None);
                 }
             }
             "pair_pattern" => {
-                if let Some(k) = node.child_by_field_name("key")
-                    && k.kind() == "computed_property_name"
+                if let Some(k) = node.field("key")
+                    && k.kind_str() == "computed_property_name"
                 {
                     self.expr(k);
                 }
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.pattern(v, kind, stmt, None);
                 }
             }
             "assignment_pattern" | "object_assignment_pattern" => {
-                if let Some(r) = node.child_by_field_name("right") {
+                if let Some(r) = node.field("right") {
                     self.expr(r);
                 }
-                if let Some(l) = node.child_by_field_name("left") {
+                if let Some(l) = node.field("left") {
                     self.pattern(l, kind, stmt, None);
                 }
             }
             "rest_pattern" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
+                for c in node.named_children(&mut cursor) {
                     self.pattern(c, kind, stmt, None);
                 }
             }
@@ -1786,43 +1752,41 @@ impl<'a> Walker<'a> {
     }
 
     fn assign_target_inner(&mut self, node: Node<'_>) {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" | "shorthand_property_identifier_pattern" => {
-                if node.kind() == "shorthand_property_identifier_pattern" {
+                if node.kind_str() == "shorthand_property_identifier_pattern" {
                     self.shorthand.push(Self::range(node));
                 }
                 self.push_ref(self.name(node), Self::range(node), Qualifier::None, true);
             }
             "object_pattern" | "array_pattern" | "rest_pattern" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
+                for c in node.named_children(&mut cursor) {
                     self.assign_target(c);
                 }
             }
             "pair_pattern" => {
-                if let Some(k) = node.child_by_field_name("key")
-                    && k.kind() == "computed_property_name"
+                if let Some(k) = node.field("key")
+                    && k.kind_str() == "computed_property_name"
                 {
                     self.expr(k);
                 }
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.assign_target(v);
                 }
             }
             "assignment_pattern" | "object_assignment_pattern" => {
-                if let Some(r) = node.child_by_field_name("right") {
+                if let Some(r) = node.field("right") {
                     self.expr(r);
                 }
-                if let Some(l) = node.child_by_field_name("left") {
+                if let Some(l) = node.field("left") {
                     self.assign_target(l);
                 }
             }
             "member_expression" => self.member_assign(node),
             "parenthesized_expression" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
+                for c in node.named_children(&mut cursor) {
                     self.assign_target(c);
                 }
             }
@@ -1834,12 +1798,12 @@ impl<'a> Walker<'a> {
 
     /// `this.x = …` inside a class declares `x` as a member when the class has none yet.
     fn member_assign(&mut self, node: Node<'_>) {
-        let object = node.child_by_field_name("object");
-        let prop = node.child_by_field_name("property");
+        let object = node.field("object");
+        let prop = node.field("property");
         if let (Some(o), Some(p), Some(class)) = (object, prop, self.this_class)
-            && o.kind() == "this"
+            && o.kind_str() == "this"
             && matches!(
-                p.kind(),
+                p.kind_str(),
                 "property_identifier" | "private_property_identifier"
             )
             && let Some(body) = self.index.def(class).and_then(|d| d.body)
@@ -1868,21 +1832,20 @@ impl<'a> Walker<'a> {
     }
 
     fn type_params(&mut self, node: Node<'_>) {
-        let Some(tp) = node.child_by_field_name("type_parameters") else {
+        let Some(tp) = node.field("type_parameters") else {
             return;
         };
         let mut cursor = tp.walk();
-        let params: Vec<Node<'_>> = tp.named_children(&mut cursor).collect();
-        for p in params {
-            if p.kind() != "type_parameter" {
+        for p in tp.named_children(&mut cursor) {
+            if p.kind_str() != "type_parameter" {
                 continue;
             }
             for field in ["constraint", "value"] {
-                if let Some(c) = p.child_by_field_name(field) {
+                if let Some(c) = p.field(field) {
                     self.expr(c);
                 }
             }
-            if let Some(n) = p.child_by_field_name("name") {
+            if let Some(n) = p.field("name") {
                 let spec = Binding::new(
                     self.name(n),
                     SymbolKind::TypeAlias,
@@ -1897,7 +1860,7 @@ impl<'a> Walker<'a> {
 
     /// A scope for the type parameters of a class, interface or type alias, when it has some.
     fn type_param_scope(&mut self, node: Node<'_>) -> Option<ScopeIdx> {
-        node.child_by_field_name("type_parameters")?;
+        node.field("type_parameters")?;
         let scope = self.new_scope(ScopeKind::Block, node, None);
         let saved = self.scope;
         self.scope = scope;
@@ -1908,9 +1871,9 @@ impl<'a> Walker<'a> {
 
     /// Functions, methods, arrow functions; `bind` declares the name in the current scope.
     fn function(&mut self, node: Node<'_>, bind: bool) -> Option<DefIdx> {
-        let name_node = node.child_by_field_name("name");
+        let name_node = node.field("name");
         let is_decl = matches!(
-            node.kind(),
+            node.kind_str(),
             "function_declaration" | "generator_function_declaration" | "function_signature"
         );
         let mut def = None;
@@ -1943,7 +1906,7 @@ impl<'a> Walker<'a> {
         // A named function expression binds its name inside itself.
         if let Some(n) = name_node
             && !is_decl
-            && n.kind() == "identifier"
+            && n.kind_str() == "identifier"
         {
             let spec = Binding::new(
                 self.name(n),
@@ -1962,16 +1925,16 @@ impl<'a> Walker<'a> {
     /// `ctor_class` is the class of a constructor (parameter properties become its fields).
     fn function_rest(&mut self, node: Node<'_>, ctor_class: Option<DefIdx>) {
         self.type_params(node);
-        if let Some(params) = node.child_by_field_name("parameters") {
+        if let Some(params) = node.field("parameters") {
             self.parameters(params, ctor_class);
-        } else if let Some(p) = node.child_by_field_name("parameter") {
+        } else if let Some(p) = node.field("parameter") {
             self.pattern(p, DeclKind::Param, p, None);
         }
-        if let Some(r) = node.child_by_field_name("return_type") {
+        if let Some(r) = node.field("return_type") {
             self.expr(r);
         }
-        if let Some(body) = node.child_by_field_name("body") {
-            if body.kind() == "statement_block" {
+        if let Some(body) = node.field("body") {
+            if body.kind_str() == "statement_block" {
                 self.statements(body);
             } else {
                 self.expr(body);
@@ -1981,27 +1944,26 @@ impl<'a> Walker<'a> {
 
     fn parameters(&mut self, params: Node<'_>, ctor_class: Option<DefIdx>) {
         let mut cursor = params.walk();
-        let children: Vec<Node<'_>> = params.named_children(&mut cursor).collect();
-        for p in children {
-            match p.kind() {
+        for p in params.named_children(&mut cursor) {
+            match p.kind_str() {
                 "required_parameter" | "optional_parameter" => {
                     let mut cursor = p.walk();
                     let decorators: Vec<Node<'_>> = p
                         .named_children(&mut cursor)
-                        .filter(|c| c.kind() == "decorator")
+                        .filter(|c| c.kind_str() == "decorator")
                         .collect();
                     for d in decorators {
                         self.children(d);
                     }
                     for field in ["type", "value"] {
-                        if let Some(v) = p.child_by_field_name(field) {
+                        if let Some(v) = p.field(field) {
                             self.expr(v);
                         }
                     }
-                    let Some(pattern) = p.child_by_field_name("pattern") else {
+                    let Some(pattern) = p.field("pattern") else {
                         continue;
                     };
-                    if pattern.kind() == "this" {
+                    if pattern.kind_str() == "this" {
                         continue;
                     }
                     let mut cursor = p.walk();
@@ -2009,7 +1971,7 @@ impl<'a> Walker<'a> {
                         .children(&mut cursor)
                         .filter(|c| {
                             matches!(
-                                c.kind(),
+                                c.kind_str(),
                                 "accessibility_modifier" | "override_modifier" | "readonly"
                             )
                         })
@@ -2017,10 +1979,10 @@ impl<'a> Walker<'a> {
                         .collect();
                     let sig = Some(truncate(&collapse_ws(self.src(p)), 120));
                     if let (Some(class), false, "identifier") =
-                        (ctor_class, modifiers.is_empty(), pattern.kind())
+                        (ctor_class, modifiers.is_empty(), pattern.kind_str())
                     {
                         self.parameter_property(class, pattern, p);
-                    } else if pattern.kind() == "identifier" {
+                    } else if pattern.kind_str() == "identifier" {
                         // `p: Type`: members of `p` are looked up in `Type`.
                         let mut spec = Binding::new(
                             self.name(pattern),
@@ -2030,7 +1992,7 @@ impl<'a> Walker<'a> {
                         );
                         spec.signature = sig;
                         spec.bases = p
-                            .child_by_field_name("type")
+                            .field("type")
                             .and_then(|t| self.type_name(t))
                             .into_iter()
                             .collect();
@@ -2061,7 +2023,7 @@ impl<'a> Walker<'a> {
         );
         spec.signature = Some(truncate(&collapse_ws(self.src(param)), 120));
         spec.bases = param
-            .child_by_field_name("type")
+            .field("type")
             .and_then(|t| self.type_name(t))
             .into_iter()
             .collect();
@@ -2084,9 +2046,9 @@ impl<'a> Walker<'a> {
 
     fn function_signature(&self, node: Node<'_>) -> String {
         let end = node
-            .child_by_field_name("return_type")
-            .or_else(|| node.child_by_field_name("parameters"))
-            .or_else(|| node.child_by_field_name("name"))
+            .field("return_type")
+            .or_else(|| node.field("parameters"))
+            .or_else(|| node.field("name"))
             .map(|n| n.end_byte())
             .unwrap_or(node.end_byte());
         truncate(
@@ -2098,29 +2060,29 @@ impl<'a> Walker<'a> {
     /// The name of a simple type annotation (`: Foo`, `: ns.Foo`, `: Foo<T>`), for member
     /// lookups on variables of that type.
     fn type_name(&self, annotation: Node<'_>) -> Option<Name> {
-        let t = if annotation.kind() == "type_annotation" {
+        let t = if annotation.kind_str() == "type_annotation" {
             annotation.named_child(0)?
         } else {
             annotation
         };
-        let t = if t.kind() == "generic_type" {
-            t.child_by_field_name("name")?
+        let t = if t.kind_str() == "generic_type" {
+            t.field("name")?
         } else {
             t
         };
-        matches!(t.kind(), "type_identifier" | "nested_type_identifier")
+        matches!(t.kind_str(), "type_identifier" | "nested_type_identifier")
             .then(|| self.src(t))
             .filter(|s| is_dotted(s))
             .map(Name::from)
     }
 
     fn class(&mut self, node: Node<'_>, bind: bool) -> Option<DefIdx> {
-        let name_node = node.child_by_field_name("name");
+        let name_node = node.field("name");
         let mut bases = Vec::new();
         let mut cursor = node.walk();
         let decorators: Vec<Node<'_>> = node
             .named_children(&mut cursor)
-            .filter(|c| c.kind() == "decorator")
+            .filter(|c| c.kind_str() == "decorator")
             .collect();
         for d in decorators {
             self.children(d);
@@ -2128,7 +2090,7 @@ impl<'a> Walker<'a> {
         let mut cursor = node.walk();
         let heritage = node
             .named_children(&mut cursor)
-            .find(|c| c.kind() == "class_heritage");
+            .find(|c| c.kind_str() == "class_heritage");
         // Type parameters are visible in the heritage clause and the whole body.
         let saved_scope = self.scope;
         let tp_scope = self.type_param_scope(node);
@@ -2139,11 +2101,11 @@ impl<'a> Walker<'a> {
             self.heritage(h, &mut bases);
         }
         self.scope = saved_scope;
-        let body = node.child_by_field_name("body");
+        let body = node.field("body");
         let mut def = None;
         if let Some(n) = name_node
             && bind
-            && node.kind() != "class"
+            && node.kind_str() != "class"
         {
             let item = Self::doc_item(node);
             let (doc, doc_insert) = self.jsdoc(item);
@@ -2166,7 +2128,7 @@ impl<'a> Walker<'a> {
         }
         let outer = tp_scope.unwrap_or(self.scope);
         // A class expression's own name is visible inside it.
-        let outer = match (node.kind(), name_node) {
+        let outer = match (node.kind_str(), name_node) {
             ("class", Some(n)) => {
                 let saved = self.scope;
                 self.scope = outer;
@@ -2198,21 +2160,19 @@ impl<'a> Walker<'a> {
 
     fn heritage(&mut self, h: Node<'_>, bases: &mut Vec<Name>) {
         let mut cursor = h.walk();
-        let clauses: Vec<Node<'_>> = h.named_children(&mut cursor).collect();
-        for c in clauses {
-            match c.kind() {
+        for c in h.named_children(&mut cursor) {
+            match c.kind_str() {
                 "extends_clause" | "implements_clause" | "extends_type_clause" => {
                     let mut cursor = c.walk();
-                    let items: Vec<Node<'_>> = c.named_children(&mut cursor).collect();
-                    for item in items {
-                        let base = if item.kind() == "generic_type" {
-                            item.child_by_field_name("name")
+                    for item in c.named_children(&mut cursor) {
+                        let base = if item.kind_str() == "generic_type" {
+                            item.field("name")
                         } else {
                             Some(item)
                         };
                         if let Some(b) = base
                             && matches!(
-                                b.kind(),
+                                b.kind_str(),
                                 "identifier"
                                     | "member_expression"
                                     | "type_identifier"
@@ -2258,16 +2218,16 @@ impl<'a> Walker<'a> {
         self.this_class = class;
         for (&m, def) in members.iter().zip(declared) {
             self.scope = outer;
-            match m.kind() {
+            match m.kind_str() {
                 "decorator" => self.children(m),
                 "method_definition" | "method_signature" | "abstract_method_signature" => {
-                    if let Some(n) = m.child_by_field_name("name")
-                        && n.kind() == "computed_property_name"
+                    if let Some(n) = m.field("name")
+                        && n.kind_str() == "computed_property_name"
                     {
                         self.expr(n);
                     }
                     let is_ctor = m
-                        .child_by_field_name("name")
+                        .field("name")
                         .is_some_and(|n| self.src(n) == "constructor");
                     self.scope = class_scope;
                     let scope = self.new_scope(ScopeKind::Function, m, def);
@@ -2283,9 +2243,8 @@ impl<'a> Walker<'a> {
                 }
                 "public_field_definition" | "field_definition" => {
                     let mut cursor = m.walk();
-                    let children: Vec<Node<'_>> = m.named_children(&mut cursor).collect();
-                    for c in children {
-                        match c.kind() {
+                    for c in m.named_children(&mut cursor) {
+                        match c.kind_str() {
                             "decorator" => self.children(c),
                             "computed_property_name" => {
                                 self.expr(c);
@@ -2294,13 +2253,13 @@ impl<'a> Walker<'a> {
                         }
                     }
                     for field in ["type", "value"] {
-                        if let Some(v) = m.child_by_field_name(field) {
+                        if let Some(v) = m.field(field) {
                             self.expr(v);
                         }
                     }
                 }
                 "class_static_block" => {
-                    if let Some(b) = m.child_by_field_name("body") {
+                    if let Some(b) = m.field("body") {
                         let scope = self.new_scope(ScopeKind::Function, b, None);
                         self.scope = scope;
                         self.statements(b);
@@ -2314,7 +2273,7 @@ impl<'a> Walker<'a> {
 
     /// Declares one class member (method, field, accessor); returns its definition.
     fn class_member(&mut self, m: Node<'_>, class_scope: ScopeIdx) -> Option<DefIdx> {
-        let (kind, name_field) = match m.kind() {
+        let (kind, name_field) = match m.kind_str() {
             "method_definition" | "method_signature" | "abstract_method_signature" => {
                 (SymbolKind::Method, "name")
             }
@@ -2322,9 +2281,9 @@ impl<'a> Walker<'a> {
             "field_definition" => (SymbolKind::Field, "property"),
             _ => return None,
         };
-        let n = m.child_by_field_name(name_field)?;
+        let n = m.field(name_field)?;
         if !matches!(
-            n.kind(),
+            n.kind_str(),
             "property_identifier" | "private_property_identifier"
         ) {
             return None;
@@ -2341,7 +2300,7 @@ impl<'a> Walker<'a> {
             truncate(&collapse_ws(first_line(self.src(m))), 120)
         });
         if kind == SymbolKind::Field
-            && let Some(t) = m.child_by_field_name("type")
+            && let Some(t) = m.field("type")
         {
             spec.bases = self.type_name(t).into_iter().collect();
         }
@@ -2357,12 +2316,12 @@ impl<'a> Walker<'a> {
     }
 
     fn interface(&mut self, node: Node<'_>) {
-        let Some(n) = node.child_by_field_name("name") else {
+        let Some(n) = node.field("name") else {
             return;
         };
         let item = Self::doc_item(node);
         let (doc, doc_insert) = self.jsdoc(item);
-        let body = node.child_by_field_name("body");
+        let body = node.field("body");
         let saved_scope = self.scope;
         let tp_scope = self.type_param_scope(node);
         let outer = tp_scope.unwrap_or(saved_scope);
@@ -2371,19 +2330,18 @@ impl<'a> Walker<'a> {
         let mut cursor = node.walk();
         let clauses: Vec<Node<'_>> = node
             .named_children(&mut cursor)
-            .filter(|c| c.kind() == "extends_type_clause")
+            .filter(|c| c.kind_str() == "extends_type_clause")
             .collect();
         for c in clauses {
             let mut cursor = c.walk();
-            let items: Vec<Node<'_>> = c.named_children(&mut cursor).collect();
-            for item in items {
-                let base = if item.kind() == "generic_type" {
-                    item.child_by_field_name("name")
+            for item in c.named_children(&mut cursor) {
+                let base = if item.kind_str() == "generic_type" {
+                    item.field("name")
                 } else {
                     Some(item)
                 };
                 if let Some(b) = base
-                    && matches!(b.kind(), "type_identifier" | "nested_type_identifier")
+                    && matches!(b.kind_str(), "type_identifier" | "nested_type_identifier")
                     && is_dotted(self.src(b))
                 {
                     bases.push(self.name(b));
@@ -2439,10 +2397,9 @@ impl<'a> Walker<'a> {
     /// Members of an interface body or object type: property and method signatures.
     fn type_members(&mut self, body: Node<'_>, class_scope: ScopeIdx, outer: ScopeIdx) {
         let mut cursor = body.walk();
-        let members: Vec<Node<'_>> = body.named_children(&mut cursor).collect();
-        for m in members {
+        for m in body.named_children(&mut cursor) {
             self.scope = outer;
-            let kind = match m.kind() {
+            let kind = match m.kind_str() {
                 "property_signature" => SymbolKind::Field,
                 "method_signature" => SymbolKind::Method,
                 "comment" => continue,
@@ -2459,8 +2416,8 @@ impl<'a> Walker<'a> {
                     continue;
                 }
             };
-            if let Some(n) = m.child_by_field_name("name")
-                && n.kind() == "property_identifier"
+            if let Some(n) = m.field("name")
+                && n.kind_str() == "property_identifier"
             {
                 let (doc, doc_insert) = self.jsdoc(m);
                 let mut spec = Binding::new(self.name(n), kind, Self::range(n), Self::range(m));
@@ -2468,7 +2425,7 @@ impl<'a> Walker<'a> {
                 spec.doc = doc;
                 spec.doc_insert = doc_insert;
                 if kind == SymbolKind::Field
-                    && let Some(t) = m.child_by_field_name("type")
+                    && let Some(t) = m.field("type")
                 {
                     spec.bases = self.type_name(t).into_iter().collect();
                 }
@@ -2476,7 +2433,7 @@ impl<'a> Walker<'a> {
             }
             if kind == SymbolKind::Method {
                 self.signature(m);
-            } else if let Some(t) = m.child_by_field_name("type") {
+            } else if let Some(t) = m.field("type") {
                 self.expr(t);
             }
         }
@@ -2490,11 +2447,11 @@ impl<'a> Walker<'a> {
         let scope = self.new_scope(ScopeKind::Function, node, None);
         self.scope = scope;
         self.type_params(node);
-        if let Some(params) = node.child_by_field_name("parameters") {
+        if let Some(params) = node.field("parameters") {
             self.parameters(params, None);
         }
         for field in ["return_type", "type"] {
-            if let Some(r) = node.child_by_field_name(field) {
+            if let Some(r) = node.field(field) {
                 self.expr(r);
             }
         }
@@ -2506,7 +2463,7 @@ impl<'a> Walker<'a> {
         let mut cursor = node.walk();
         let parts: Vec<Node<'_>> = node
             .named_children(&mut cursor)
-            .filter(|c| c.kind() != "identifier" && c.kind() != "mapped_type_clause")
+            .filter(|c| c.kind_str() != "identifier" && c.kind_str() != "mapped_type_clause")
             .collect();
         for p in parts {
             self.expr(p);
@@ -2514,7 +2471,7 @@ impl<'a> Walker<'a> {
     }
 
     fn type_alias(&mut self, node: Node<'_>) {
-        let Some(n) = node.child_by_field_name("name") else {
+        let Some(n) = node.field("name") else {
             return;
         };
         let item = Self::doc_item(node);
@@ -2534,19 +2491,19 @@ impl<'a> Walker<'a> {
         if let Some(s) = self.type_param_scope(node) {
             self.scope = s;
         }
-        if let Some(v) = node.child_by_field_name("value") {
+        if let Some(v) = node.field("value") {
             self.expr(v);
         }
         self.scope = saved;
     }
 
     fn enum_decl(&mut self, node: Node<'_>) {
-        let Some(n) = node.child_by_field_name("name") else {
+        let Some(n) = node.field("name") else {
             return;
         };
         let item = Self::doc_item(node);
         let (doc, doc_insert) = self.jsdoc(item);
-        let body = node.child_by_field_name("body");
+        let body = node.field("body");
         let sig_end = body.map(|b| b.start_byte()).unwrap_or(n.end_byte());
         let mut spec = Binding::new(
             self.name(n),
@@ -2567,14 +2524,10 @@ impl<'a> Walker<'a> {
         self.set_body(def, class_scope);
         self.parent = def;
         let mut cursor = body.walk();
-        let members: Vec<Node<'_>> = body.named_children(&mut cursor).collect();
-        for m in members {
-            let (name, value) = match m.kind() {
+        for m in body.named_children(&mut cursor) {
+            let (name, value) = match m.kind_str() {
                 "property_identifier" => (Some(m), None),
-                "enum_assignment" => (
-                    m.child_by_field_name("name"),
-                    m.child_by_field_name("value"),
-                ),
+                "enum_assignment" => (m.field("name"), m.field("value")),
                 _ => continue,
             };
             if let Some(v) = value {
@@ -2583,7 +2536,7 @@ impl<'a> Walker<'a> {
                 self.expr(v);
             }
             if let Some(n) = name
-                && n.kind() == "property_identifier"
+                && n.kind_str() == "property_identifier"
             {
                 let (doc, doc_insert) = self.jsdoc(m);
                 let mut spec = Binding::new(
@@ -2604,13 +2557,13 @@ impl<'a> Walker<'a> {
     /// `namespace N { … }` (a module-like container whose exports are `N.x`), and ambient
     /// `declare module 'm' { … }` blocks.
     fn namespace(&mut self, node: Node<'_>) {
-        let name = node.child_by_field_name("name");
-        let body = node.child_by_field_name("body");
+        let name = node.field("name");
+        let body = node.field("body");
         let mut def = None;
         // `namespace A.B { }` binds `A`.
         let ident = match name {
-            Some(n) if n.kind() == "identifier" => Some(n),
-            Some(n) if n.kind() == "nested_identifier" => first_identifier(n),
+            Some(n) if n.kind_str() == "identifier" => Some(n),
+            Some(n) if n.kind_str() == "nested_identifier" => first_identifier(n),
             _ => None,
         };
         if let Some(id) = ident {
@@ -2642,7 +2595,7 @@ impl<'a> Walker<'a> {
             });
         }
         let Some(body) = body else { return };
-        let nested = name.is_some_and(|n| n.kind() == "nested_identifier");
+        let nested = name.is_some_and(|n| n.kind_str() == "nested_identifier");
         let saved = (self.scope, self.parent);
         let scope = self.new_scope(ScopeKind::Block, body, if nested { None } else { def });
         if let Some(d) = def
@@ -2667,7 +2620,7 @@ impl<'a> Walker<'a> {
         for &c in children.iter().skip(1) {
             self.expr(c);
         }
-        if id.kind() == "identifier" {
+        if id.kind_str() == "identifier" {
             let mut spec = Binding::new(
                 self.name(id),
                 SymbolKind::Variable,
@@ -2684,20 +2637,14 @@ impl<'a> Walker<'a> {
 
     fn import_statement(&mut self, node: Node<'_>) {
         self.is_module = true;
-        let Some(source) = node
-            .child_by_field_name("source")
-            .and_then(string_fragment)
-            .or_else(|| {
-                // `import x = require('m')`
-                let mut cursor = node.walk();
-                let clause = node
-                    .named_children(&mut cursor)
-                    .find(|c| c.kind() == "import_require_clause")?;
-                clause
-                    .child_by_field_name("source")
-                    .and_then(string_fragment)
-            })
-        else {
+        let Some(source) = node.field("source").and_then(string_fragment).or_else(|| {
+            // `import x = require('m')`
+            let mut cursor = node.walk();
+            let clause = node
+                .named_children(&mut cursor)
+                .find(|c| c.kind_str() == "import_require_clause")?;
+            clause.field("source").and_then(string_fragment)
+        }) else {
             return;
         };
         let module = self.name(source);
@@ -2706,12 +2653,11 @@ impl<'a> Walker<'a> {
         let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
         let mut bound = false;
         for c in children {
-            match c.kind() {
+            match c.kind_str() {
                 "import_clause" => {
                     let mut cursor = c.walk();
-                    let parts: Vec<Node<'_>> = c.named_children(&mut cursor).collect();
-                    for part in parts {
-                        match part.kind() {
+                    for part in c.named_children(&mut cursor) {
+                        match part.kind_str() {
                             "identifier" => {
                                 let local = self.name(part);
                                 let imp = self.push_import(
@@ -2744,7 +2690,7 @@ impl<'a> Walker<'a> {
                                 let mut cursor = part.walk();
                                 let specs: Vec<Node<'_>> = part
                                     .named_children(&mut cursor)
-                                    .filter(|s| s.kind() == "import_specifier")
+                                    .filter(|s| s.kind_str() == "import_specifier")
                                     .collect();
                                 for s in specs {
                                     self.import_specifier(&module, s, source, node, &signature);
@@ -2807,10 +2753,10 @@ impl<'a> Walker<'a> {
         stmt: Node<'_>,
         signature: &Option<String>,
     ) {
-        let Some(name_node) = s.child_by_field_name("name") else {
+        let Some(name_node) = s.field("name") else {
             return;
         };
-        let alias_node = s.child_by_field_name("alias");
+        let alias_node = s.field("alias");
         let imported = specifier_name(self.src(name_node));
         let alias = alias_node.map(|a| self.name(a));
         let imp = self.push_import(
@@ -2829,7 +2775,7 @@ impl<'a> Walker<'a> {
             imp,
             signature.clone(),
         );
-        if &*imported != "default" && name_node.kind() == "identifier" {
+        if &*imported != "default" && name_node.kind_str() == "identifier" {
             self.push_ref(
                 imported,
                 Self::range(name_node),
@@ -2849,21 +2795,21 @@ impl<'a> Walker<'a> {
         if !in_namespace {
             self.is_module = true;
         }
-        let source = node.child_by_field_name("source").and_then(string_fragment);
+        let source = node.field("source").and_then(string_fragment);
         let mut cursor = node.walk();
         let children: Vec<Node<'_>> = node.children(&mut cursor).collect();
-        let default_kw = children.iter().copied().find(|c| c.kind() == "default");
-        let is_equals = children.iter().any(|c| c.kind() == "=");
+        let default_kw = children.iter().copied().find(|c| c.kind_str() == "default");
+        let is_equals = children.iter().any(|c| c.kind_str() == "=");
         let signature = Some(truncate(&collapse_ws(first_line(self.src(node))), 160));
         if let Some(clause) = children
             .iter()
             .copied()
-            .find(|c| c.kind() == "export_clause")
+            .find(|c| c.kind_str() == "export_clause")
         {
             let mut cursor = clause.walk();
             let specs: Vec<Node<'_>> = clause
                 .named_children(&mut cursor)
-                .filter(|s| s.kind() == "export_specifier")
+                .filter(|s| s.kind_str() == "export_specifier")
                 .collect();
             for s in specs {
                 self.export_specifier(s, source, node, &signature);
@@ -2876,7 +2822,7 @@ impl<'a> Walker<'a> {
             match children
                 .iter()
                 .copied()
-                .find(|c| c.kind() == "namespace_export")
+                .find(|c| c.kind_str() == "namespace_export")
             {
                 Some(ns) => {
                     let Some(id) = first_identifier(ns).or_else(|| string_fragment(ns)) else {
@@ -2920,9 +2866,8 @@ impl<'a> Walker<'a> {
         let before = self.index.defs.len();
         let scope = self.scope;
         let mut cursor = node.walk();
-        let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-        for c in children {
-            match c.kind() {
+        for c in node.named_children(&mut cursor) {
+            match c.kind_str() {
                 "decorator" => self.children(c),
                 _ => self.stmt(c),
             }
@@ -2954,19 +2899,18 @@ impl<'a> Walker<'a> {
         let name_range = default_kw
             .map(Self::range)
             .unwrap_or_else(|| TextRange::new(node.start_byte(), node.start_byte()));
-        let declaration = node.child_by_field_name("declaration");
-        let value = node.child_by_field_name("value").or_else(|| {
-            children
-                .iter()
-                .copied()
-                .rev()
-                .find(|c| c.is_named() && c.kind() != "comment" && c.kind() != "decorator")
-        });
+        let declaration = node.field("declaration");
+        let value =
+            node.field("value").or_else(|| {
+                children.iter().copied().rev().find(|c| {
+                    c.is_named() && c.kind_str() != "comment" && c.kind_str() != "decorator"
+                })
+            });
         let (doc, doc_insert) = self.jsdoc(node);
         // A named declaration: `default` is another name for it.
         let named = declaration.or(value).and_then(|d| {
             matches!(
-                d.kind(),
+                d.kind_str(),
                 "function_declaration"
                     | "generator_function_declaration"
                     | "class_declaration"
@@ -2978,7 +2922,7 @@ impl<'a> Walker<'a> {
             let before = self.index.defs.len();
             self.stmt(decl);
             let target = decl
-                .child_by_field_name("name")
+                .field("name")
                 .map(|n| self.name(n))
                 .filter(|_| self.index.defs.len() > before);
             if let Some(target) = target {
@@ -2988,14 +2932,14 @@ impl<'a> Walker<'a> {
             }
         }
         let Some(value) = value else { return };
-        if value.kind() == "identifier" {
+        if value.kind_str() == "identifier" {
             let target = self.name(value);
             self.expr(value);
             self.export_names.push(target.clone());
             self.default_alias(target, name_range, node, signature);
             return;
         }
-        let kind = match value.kind() {
+        let kind = match value.kind_str() {
             "function_expression"
             | "arrow_function"
             | "function"
@@ -3065,10 +3009,10 @@ impl<'a> Walker<'a> {
         stmt: Node<'_>,
         signature: &Option<String>,
     ) {
-        let Some(name_node) = s.child_by_field_name("name") else {
+        let Some(name_node) = s.field("name") else {
             return;
         };
-        let alias_node = s.child_by_field_name("alias");
+        let alias_node = s.field("alias");
         let name = specifier_name(self.src(name_node));
         let alias = alias_node.map(|a| specifier_name(self.src(a)));
         let exported_as = alias.clone().unwrap_or_else(|| name.clone());
@@ -3094,7 +3038,7 @@ impl<'a> Walker<'a> {
                 spec.signature = signature.clone();
                 let d = self.push_def(0, None, spec);
                 self.always_keyed.insert(d);
-                if &*name != "default" && name_node.kind() == "identifier" {
+                if &*name != "default" && name_node.kind_str() == "identifier" {
                     self.push_ref(
                         name,
                         Self::range(name_node),
@@ -3127,10 +3071,10 @@ impl<'a> Walker<'a> {
 
     /// `module.exports = …`, `module.exports.x = …`, `exports.x = …` at the top level.
     fn cjs_export(&mut self, node: Node<'_>) -> bool {
-        let Some(left) = node.child_by_field_name("left") else {
+        let Some(left) = node.field("left") else {
             return false;
         };
-        let Some(right) = node.child_by_field_name("right") else {
+        let Some(right) = node.field("right") else {
             return false;
         };
         if self.is_module_exports(left) {
@@ -3138,25 +3082,22 @@ impl<'a> Walker<'a> {
             self.module_exports_value(right, node);
             return true;
         }
-        if left.kind() != "member_expression" {
+        if left.kind_str() != "member_expression" {
             return false;
         }
-        let (Some(object), Some(prop)) = (
-            left.child_by_field_name("object"),
-            left.child_by_field_name("property"),
-        ) else {
+        let (Some(object), Some(prop)) = (left.field("object"), left.field("property")) else {
             return false;
         };
-        if !self.is_exports_object(object) || prop.kind() != "property_identifier" {
+        if !self.is_exports_object(object) || prop.kind_str() != "property_identifier" {
             return false;
         }
         self.is_module = true;
         // `exports.a = exports.b = void 0;` (TypeScript's CommonJS output) declares names that
         // are assigned for real later on.
-        if right.kind() == "assignment_expression" && self.cjs_export(right) {
+        if right.kind_str() == "assignment_expression" && self.cjs_export(right) {
             return true;
         }
-        if right.kind() == "unary_expression" && self.src(right).replace(' ', "") == "void0" {
+        if right.kind_str() == "unary_expression" && self.src(right).replace(' ', "") == "void0" {
             return true;
         }
         let name = self.name(prop);
@@ -3167,16 +3108,13 @@ impl<'a> Walker<'a> {
     /// Top-level calls of CommonJS output: `Object.defineProperty(exports, "x", { get: … })`
     /// re-exports and `__exportStar(require("./m"), exports)`.
     fn cjs_call(&mut self, call: Node<'_>) -> bool {
-        let (Some(function), Some(args)) = (
-            call.child_by_field_name("function"),
-            call.child_by_field_name("arguments"),
-        ) else {
+        let (Some(function), Some(args)) = (call.field("function"), call.field("arguments")) else {
             return false;
         };
         let mut cursor = args.walk();
         let args: Vec<Node<'_>> = args
             .named_children(&mut cursor)
-            .filter(|a| a.kind() != "comment")
+            .filter(|a| a.kind_str() != "comment")
             .collect();
         let callee = self.src(function);
         let callee_name = callee.rsplit('.').next().unwrap_or(callee);
@@ -3202,14 +3140,11 @@ impl<'a> Walker<'a> {
         }
         // `{ enumerable: true, get: function () { return m_1.name; } }`
         let returned = self.getter_result(args[2]);
-        let Some(member) = returned.filter(|r| r.kind() == "member_expression") else {
+        let Some(member) = returned.filter(|r| r.kind_str() == "member_expression") else {
             self.expr(args[2]);
             return true;
         };
-        let (Some(object), Some(prop)) = (
-            member.child_by_field_name("object"),
-            member.child_by_field_name("property"),
-        ) else {
+        let (Some(object), Some(prop)) = (member.field("object"), member.field("property")) else {
             return true;
         };
         let module = self.index.scopes[0]
@@ -3250,21 +3185,18 @@ impl<'a> Walker<'a> {
 
     /// The expression a property descriptor's `get` function returns.
     fn getter_result<'t>(&self, descriptor: Node<'t>) -> Option<Node<'t>> {
-        if descriptor.kind() != "object" {
+        if descriptor.kind_str() != "object" {
             return None;
         }
         let mut cursor = descriptor.walk();
         let pairs: Vec<Node<'t>> = descriptor.named_children(&mut cursor).collect();
         for p in pairs {
-            let (key, body) = match p.kind() {
+            let (key, body) = match p.kind_str() {
                 "pair" => (
-                    p.child_by_field_name("key"),
-                    p.child_by_field_name("value")
-                        .and_then(|f| f.child_by_field_name("body")),
+                    p.field("key"),
+                    p.field("value").and_then(|f| f.field("body")),
                 ),
-                "method_definition" => {
-                    (p.child_by_field_name("name"), p.child_by_field_name("body"))
-                }
+                "method_definition" => (p.field("name"), p.field("body")),
                 _ => continue,
             };
             let (Some(key), Some(body)) = (key, body) else {
@@ -3273,12 +3205,12 @@ impl<'a> Walker<'a> {
             if self.src(key) != "get" {
                 continue;
             }
-            if body.kind() != "statement_block" {
+            if body.kind_str() != "statement_block" {
                 return Some(body);
             }
             let ret = body
                 .named_child(0)
-                .filter(|r| r.kind() == "return_statement")?;
+                .filter(|r| r.kind_str() == "return_statement")?;
             return ret.named_child(0);
         }
         None
@@ -3286,19 +3218,19 @@ impl<'a> Walker<'a> {
 
     /// `module.exports` (not shadowed by a local `module`).
     fn is_module_exports(&self, node: Node<'_>) -> bool {
-        node.kind() == "member_expression"
+        node.kind_str() == "member_expression"
             && node
-                .child_by_field_name("object")
-                .is_some_and(|o| o.kind() == "identifier" && self.src(o) == "module")
+                .field("object")
+                .is_some_and(|o| o.kind_str() == "identifier" && self.src(o) == "module")
             && node
-                .child_by_field_name("property")
+                .field("property")
                 .is_some_and(|p| self.src(p) == "exports")
             && !self.index.scopes[0].names.contains_key("module")
     }
 
     /// `exports` or `module.exports`.
     fn is_exports_object(&self, node: Node<'_>) -> bool {
-        (node.kind() == "identifier"
+        (node.kind_str() == "identifier"
             && self.src(node) == "exports"
             && !self.index.scopes[0].names.contains_key("exports"))
             || self.is_module_exports(node)
@@ -3306,31 +3238,28 @@ impl<'a> Walker<'a> {
 
     /// `module.exports = <value>`.
     fn module_exports_value(&mut self, right: Node<'_>, stmt: Node<'_>) {
-        match right.kind() {
+        match right.kind_str() {
             "object" => {
                 let mut cursor = right.walk();
-                let props: Vec<Node<'_>> = right.named_children(&mut cursor).collect();
-                for p in props {
-                    match p.kind() {
+                for p in right.named_children(&mut cursor) {
+                    match p.kind_str() {
                         "shorthand_property_identifier" => {
                             let name = self.name(p);
                             self.push_ref(name.clone(), Self::range(p), Qualifier::None, false);
                             self.export_names.push(name);
                         }
-                        "pair" => {
-                            match (p.child_by_field_name("key"), p.child_by_field_name("value")) {
-                                (Some(k), Some(v)) if k.kind() == "property_identifier" => {
-                                    let name = self.name(k);
-                                    self.export_property(name, k, v, p);
-                                }
-                                _ => {
-                                    self.expr(p);
-                                }
+                        "pair" => match (p.field("key"), p.field("value")) {
+                            (Some(k), Some(v)) if k.kind_str() == "property_identifier" => {
+                                let name = self.name(k);
+                                self.export_property(name, k, v, p);
                             }
-                        }
+                            _ => {
+                                self.expr(p);
+                            }
+                        },
                         "method_definition" => {
-                            if let Some(n) = p.child_by_field_name("name")
-                                && n.kind() == "property_identifier"
+                            if let Some(n) = p.field("name")
+                                && n.kind_str() == "property_identifier"
                             {
                                 self.exports_def(self.name(n), n, p, SymbolKind::Function, None);
                                 let scope = self.new_scope(ScopeKind::Function, p, None);
@@ -3390,24 +3319,24 @@ impl<'a> Walker<'a> {
         stmt: Node<'_>,
     ) {
         // Exporting a module-level name under the same name: a use of that name.
-        if value.kind() == "identifier" && self.src(value) == &*name {
+        if value.kind_str() == "identifier" && self.src(value) == &*name {
             self.push_ref(name.clone(), Self::range(name_node), Qualifier::None, false);
             self.expr(value);
             self.export_names.push(name);
             return;
         }
-        let kind = match value.kind() {
+        let kind = match value.kind_str() {
             "function_expression" | "arrow_function" | "function" | "generator_function" => {
                 SymbolKind::Function
             }
             "class" => SymbolKind::Class,
             _ => SymbolKind::Variable,
         };
-        let alias_of = (value.kind() == "identifier").then(|| self.name(value));
+        let alias_of = (value.kind_str() == "identifier").then(|| self.name(value));
         self.exports_def(name, name_node, stmt, kind, alias_of);
         if kind == SymbolKind::Function
             && matches!(
-                value.kind(),
+                value.kind_str(),
                 "function_expression" | "function" | "generator_function" | "arrow_function"
             )
         {
@@ -3463,7 +3392,7 @@ impl<'a> Walker<'a> {
     fn statement_of<'t>(node: Node<'t>) -> Node<'t> {
         let mut n = node;
         while let Some(p) = n.parent() {
-            if p.kind() == "program" {
+            if p.kind_str() == "program" {
                 return n;
             }
             n = p;
@@ -3487,28 +3416,22 @@ impl<'a> Walker<'a> {
     }
 
     fn expr_inner(&mut self, node: Node<'_>) -> Option<RefIdx> {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" | "type_identifier" => {
                 let name = self.name(node);
-                if &*name == "undefined" && node.kind() == "identifier" {
+                if &*name == "undefined" && node.kind_str() == "identifier" {
                     return None;
                 }
                 Some(self.push_ref(name, Self::range(node), Qualifier::None, false))
             }
             "member_expression" | "nested_type_identifier" | "nested_identifier" => {
-                let (object, prop) = if node.kind() == "nested_type_identifier" {
-                    (
-                        node.child_by_field_name("module"),
-                        node.child_by_field_name("name"),
-                    )
+                let (object, prop) = if node.kind_str() == "nested_type_identifier" {
+                    (node.field("module"), node.field("name"))
                 } else {
-                    (
-                        node.child_by_field_name("object"),
-                        node.child_by_field_name("property"),
-                    )
+                    (node.field("object"), node.field("property"))
                 };
                 let qualifier = match object {
-                    Some(o) if o.kind() == "this" => self
+                    Some(o) if o.kind_str() == "this" => self
                         .this_class
                         .map(Qualifier::SelfOf)
                         .unwrap_or(Qualifier::Unknown),
@@ -3527,26 +3450,20 @@ impl<'a> Walker<'a> {
                         let imp = self.self_import(o);
                         Qualifier::ImportMember(imp)
                     }
-                    Some(o) if o.kind() == "super" => self
+                    Some(o) if o.kind_str() == "super" => self
                         .this_class
                         .map(Qualifier::SuperOf)
                         .unwrap_or(Qualifier::Unknown),
                     // `new C().x` / `f().x`: a member of what the call returns (an instance
                     // of `C`; unknown for functions).
-                    Some(o) if matches!(o.kind(), "new_expression" | "call_expression") => {
-                        let (callee, args) = if o.kind() == "new_expression" {
-                            (
-                                o.child_by_field_name("constructor"),
-                                o.child_by_field_name("arguments"),
-                            )
+                    Some(o) if matches!(o.kind_str(), "new_expression" | "call_expression") => {
+                        let (callee, args) = if o.kind_str() == "new_expression" {
+                            (o.field("constructor"), o.field("arguments"))
                         } else {
-                            (
-                                o.child_by_field_name("function"),
-                                o.child_by_field_name("arguments"),
-                            )
+                            (o.field("function"), o.field("arguments"))
                         };
                         let callee_ref = callee
-                            .filter(|c| matches!(c.kind(), "identifier" | "member_expression"))
+                            .filter(|c| matches!(c.kind_str(), "identifier" | "member_expression"))
                             .and_then(|c| self.expr(c));
                         if callee_ref.is_none()
                             && let Some(c) = callee
@@ -3556,11 +3473,11 @@ impl<'a> Walker<'a> {
                         if let Some(a) = args {
                             self.expr(a);
                         }
-                        if let Some(t) = o.child_by_field_name("type_arguments") {
+                        if let Some(t) = o.field("type_arguments") {
                             self.expr(t);
                         }
                         match callee_ref {
-                            Some(r) if o.kind() == "new_expression" => Qualifier::CallResult(r),
+                            Some(r) if o.kind_str() == "new_expression" => Qualifier::CallResult(r),
                             _ => Qualifier::Unknown,
                         }
                     }
@@ -3572,7 +3489,7 @@ impl<'a> Walker<'a> {
                 };
                 let prop = prop?;
                 if !matches!(
-                    prop.kind(),
+                    prop.kind_str(),
                     "property_identifier"
                         | "private_property_identifier"
                         | "type_identifier"
@@ -3609,16 +3526,15 @@ impl<'a> Walker<'a> {
             }
             "object" => {
                 let mut cursor = node.walk();
-                let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                for c in children {
-                    match c.kind() {
+                for c in node.named_children(&mut cursor) {
+                    match c.kind_str() {
                         "pair" => {
-                            if let Some(k) = c.child_by_field_name("key")
-                                && k.kind() == "computed_property_name"
+                            if let Some(k) = c.field("key")
+                                && k.kind_str() == "computed_property_name"
                             {
                                 self.expr(k);
                             }
-                            if let Some(v) = c.child_by_field_name("value") {
+                            if let Some(v) = c.field("value") {
                                 self.expr(v);
                             }
                         }
@@ -3627,8 +3543,8 @@ impl<'a> Walker<'a> {
                             self.push_ref(self.name(c), Self::range(c), Qualifier::None, false);
                         }
                         "method_definition" => {
-                            if let Some(k) = c.child_by_field_name("name")
-                                && k.kind() == "computed_property_name"
+                            if let Some(k) = c.field("name")
+                                && k.kind_str() == "computed_property_name"
                             {
                                 self.expr(k);
                             }
@@ -3647,20 +3563,20 @@ impl<'a> Walker<'a> {
                 None
             }
             "assignment_expression" => {
-                if let Some(r) = node.child_by_field_name("right") {
+                if let Some(r) = node.field("right") {
                     self.expr(r);
                 }
-                if let Some(l) = node.child_by_field_name("left") {
+                if let Some(l) = node.field("left") {
                     self.assign_target(l);
                 }
                 None
             }
             "augmented_assignment_expression" => {
-                if let Some(r) = node.child_by_field_name("right") {
+                if let Some(r) = node.field("right") {
                     self.expr(r);
                 }
-                if let Some(l) = node.child_by_field_name("left") {
-                    if l.kind() == "identifier" {
+                if let Some(l) = node.field("left") {
+                    if l.kind_str() == "identifier" {
                         self.push_ref(self.name(l), Self::range(l), Qualifier::None, true);
                     } else {
                         self.expr(l);
@@ -3669,13 +3585,13 @@ impl<'a> Walker<'a> {
                 None
             }
             "jsx_opening_element" | "jsx_self_closing_element" | "jsx_closing_element" => {
-                if let Some(n) = node.child_by_field_name("name") {
+                if let Some(n) = node.field("name") {
                     let text = self.src(n);
-                    let intrinsic = n.kind() == "identifier"
+                    let intrinsic = n.kind_str() == "identifier"
                         && text.chars().next().is_some_and(|c| c.is_ascii_lowercase());
                     if !intrinsic
                         && matches!(
-                            n.kind(),
+                            n.kind_str(),
                             "identifier" | "member_expression" | "nested_identifier"
                         )
                     {
@@ -3684,12 +3600,12 @@ impl<'a> Walker<'a> {
                 }
                 let mut cursor = node.walk();
                 let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-                let name = node.child_by_field_name("name");
+                let name = node.field("name");
                 for c in children {
                     if Some(c) == name {
                         continue;
                     }
-                    match c.kind() {
+                    match c.kind_str() {
                         "jsx_attribute" => {
                             let mut cursor = c.walk();
                             let parts: Vec<Node<'_>> =
@@ -3737,7 +3653,7 @@ impl<'a> Walker<'a> {
                 let mut cursor = node.walk();
                 let subs: Vec<Node<'_>> = node
                     .named_children(&mut cursor)
-                    .filter(|c| c.kind() == "template_substitution")
+                    .filter(|c| c.kind_str() == "template_substitution")
                     .collect();
                 for s in subs {
                     self.children(s);
@@ -3747,10 +3663,10 @@ impl<'a> Walker<'a> {
             "mapped_type_clause" => {
                 // `[K in keyof T]`: K is bound for the rest of the object type; approximated
                 // by binding it in the current scope's nearest block.
-                if let Some(t) = node.child_by_field_name("type") {
+                if let Some(t) = node.field("type") {
                     self.expr(t);
                 }
-                if let Some(n) = node.child_by_field_name("name") {
+                if let Some(n) = node.field("name") {
                     let spec = Binding::new(
                         self.name(n),
                         SymbolKind::TypeAlias,
@@ -3772,20 +3688,20 @@ impl<'a> Walker<'a> {
                 let mut cursor = node.walk();
                 let members: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
                 for m in &members {
-                    if m.kind() == "index_signature" {
+                    if m.kind_str() == "index_signature" {
                         let mut cursor = m.walk();
                         let clause = m
                             .named_children(&mut cursor)
-                            .find(|c| c.kind() == "mapped_type_clause");
+                            .find(|c| c.kind_str() == "mapped_type_clause");
                         if let Some(c) = clause {
                             self.expr(c);
                         }
                     }
                 }
                 for m in members {
-                    match m.kind() {
+                    match m.kind_str() {
                         "property_signature" => {
-                            if let Some(t) = m.child_by_field_name("type") {
+                            if let Some(t) = m.field("type") {
                                 self.expr(t);
                             }
                         }
@@ -3807,7 +3723,7 @@ impl<'a> Walker<'a> {
             }
             "conditional_type" => {
                 // `L extends R ? C : A`: `infer X` in R binds X for C.
-                if let Some(l) = node.child_by_field_name("left") {
+                if let Some(l) = node.field("left") {
                     self.expr(l);
                 }
                 let saved = (self.scope, self.infer_scope);
@@ -3815,12 +3731,12 @@ impl<'a> Walker<'a> {
                 self.scope = scope;
                 self.infer_scope = Some(scope);
                 for field in ["right", "consequence"] {
-                    if let Some(c) = node.child_by_field_name(field) {
+                    if let Some(c) = node.field(field) {
                         self.expr(c);
                     }
                 }
                 (self.scope, self.infer_scope) = saved;
-                if let Some(a) = node.child_by_field_name("alternative") {
+                if let Some(a) = node.field("alternative") {
                     self.expr(a);
                 }
                 None
@@ -3829,7 +3745,7 @@ impl<'a> Walker<'a> {
                 let mut cursor = node.walk();
                 let parts: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
                 for (i, p) in parts.into_iter().enumerate() {
-                    if i == 0 && p.kind() == "type_identifier" {
+                    if i == 0 && p.kind_str() == "type_identifier" {
                         let spec = Binding::new(
                             self.name(p),
                             SymbolKind::TypeAlias,
@@ -3846,7 +3762,7 @@ impl<'a> Walker<'a> {
                 None
             }
             "pair" => {
-                if let Some(v) = node.child_by_field_name("value") {
+                if let Some(v) = node.field("value") {
                     self.expr(v);
                 }
                 None
@@ -3886,12 +3802,12 @@ fn is_statement(kind: &str) -> bool {
 
 /// The text of a string literal (`'m'` → `m`).
 fn string_fragment(s: Node<'_>) -> Option<Node<'_>> {
-    if s.kind() == "string_fragment" {
+    if s.kind_str() == "string_fragment" {
         return Some(s);
     }
     let mut cursor = s.walk();
     s.named_children(&mut cursor)
-        .find(|c| c.kind() == "string_fragment")
+        .find(|c| c.kind_str() == "string_fragment")
 }
 
 /// An import/export specifier's name: an identifier, or a string (`export { x as "a-b" }`).
@@ -3908,7 +3824,7 @@ fn specifier_name(text: &str) -> Name {
 fn first_identifier(node: Node<'_>) -> Option<Node<'_>> {
     let mut stack = vec![node];
     while let Some(n) = stack.pop() {
-        if n.kind() == "identifier" {
+        if n.kind_str() == "identifier" {
             return Some(n);
         }
         let mut cursor = n.walk();
@@ -4086,7 +4002,7 @@ mod tests {
         ];
         for (language, grammar, text) in cases {
             let idx = index(language, text);
-            let mut parser = Parser::new();
+            let mut parser = tree_sitter::Parser::new();
             parser.set_language(&grammar).expect("grammar loads");
             let tree = parser.parse(text, None).expect("parses");
             let query = tree_sitter::Query::new(&grammar, DEFINITIONS_QUERY).expect("query");
