@@ -3,25 +3,36 @@
 # valid token, beside the same `wrk` against a bare axum route served by the same process, on
 # the embedded SQLite database and — when DATABASE_URL is a postgres:// URL — on PostgreSQL.
 #
-#   bash backend/bench/load.sh            # needs wrk (apt-get install wrk), curl, python3
-#   WRK_THREADS=2 WRK_CONNECTIONS=32 WRK_DURATION=10s bash backend/bench/load.sh
+#   apt-get install -y wrk                # Debian/Ubuntu; also needs curl and python3
+#   bash backend/bench/load.sh
+#   DATABASE_URL=postgres://postgres@127.0.0.1/bench bash backend/bench/load.sh
+#   WRK_THREADS=2 WRK_CONNECTIONS=32 WRK_DURATION=10s BENCH_RUNS=3 bash backend/bench/load.sh
 #
-# Prints requests/s and p50/p99 latency of both routes and the ratio the target is about
-# (API ≥ 50 % of the bare route's throughput at p99 ≤ 20 ms).
+# The server is the `bench_serve` example (release build): the API exactly as `hivesync server`
+# assembles it (every layer, logging at `info` to stderr like the server's default, sent to
+# /dev/null here), and a bare axum route (`GET /` → "ok") on the next port. Each database gets
+# BENCH_RUNS rounds of (API, bare route) back to back; every round is printed, then the medians
+# and the ratio the target is about (API ≥ 50 % of the bare route's throughput at p99 ≤ 20 ms).
+# BENCH_BIN runs another build of bench_serve (e.g. to compare before/after a change).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 THREADS="${WRK_THREADS:-2}"
 CONNS="${WRK_CONNECTIONS:-32}"
 DURATION="${WRK_DURATION:-10s}"
+RUNS="${BENCH_RUNS:-3}"
 PORT="${BENCH_PORT:-7890}"
 
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
-cargo build --release -q -p hivesync-backend --example bench_serve
-BIN="${CARGO_TARGET_DIR:-target}/release/examples/bench_serve"
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk (Debian/Ubuntu)" >&2; exit 2; }
+if [[ -n "${BENCH_BIN:-}" ]]; then
+  BIN="$BENCH_BIN"
+else
+  cargo build --release -q -p hivesync-backend --example bench_serve
+  BIN="${CARGO_TARGET_DIR:-target}/release/examples/bench_serve"
+fi
 
-# wrk's latency distribution → "p50 p99" in milliseconds.
-percentiles() {
+# wrk's report → "req/s p50 p99 non-2xx" (latencies in milliseconds).
+summary() {
   python3 -c '
 import re, sys
 text = sys.stdin.read()
@@ -33,6 +44,8 @@ non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(rps, p.get("50"), p.get("99"), non2xx.group(1) if non2xx else 0)
 '
 }
+
+load() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" | summary; }
 
 run() {
   local label="$1" database_url="$2"
@@ -57,25 +70,35 @@ run() {
     curl -fs -X POST "http://127.0.0.1:$PORT/api/v1/projects" -H 'content-type: application/json' \
       -H "authorization: Bearer $token" -d "{\"name\":\"load $i\"}" >/dev/null
   done
-  # Warm-up, then the two measured runs back to back.
+  # Warm-up of both routes, then the measured rounds.
   wrk -t"$THREADS" -c"$CONNS" -d2s -H "authorization: Bearer $token" "http://127.0.0.1:$PORT/api/v1/projects" >/dev/null
-  local api bare
-  api="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "authorization: Bearer $token" \
-    "http://127.0.0.1:$PORT/api/v1/projects" | percentiles)"
-  bare="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$((PORT + 1))/" | percentiles)"
-  read -r api_rps api_p50 api_p99 api_bad <<<"$api"
-  read -r bare_rps bare_p50 bare_p99 _ <<<"$bare"
-  printf '%-10s GET /api/v1/projects: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  (non-2xx: %s)\n' \
-    "$label" "$api_rps" "$api_p50" "$api_p99" "$api_bad"
-  printf '%-10s bare axum route:      %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n' \
-    "$label" "$bare_rps" "$bare_p50" "$bare_p99"
-  python3 -c "print(f'$label API/bare throughput: {100*$api_rps/$bare_rps:.0f} % (target >= 50 % at p99 <= 20 ms)')"
+  wrk -t"$THREADS" -c"$CONNS" -d2s "http://127.0.0.1:$((PORT + 1))/" >/dev/null
+  local rounds=()
+  for round in $(seq 1 "$RUNS"); do
+    local api bare
+    api="$(load -H "authorization: Bearer $token" "http://127.0.0.1:$PORT/api/v1/projects")"
+    bare="$(load "http://127.0.0.1:$((PORT + 1))/")"
+    read -r api_rps api_p50 api_p99 api_bad <<<"$api"
+    read -r bare_rps bare_p50 bare_p99 _ <<<"$bare"
+    printf '%-8s round %s  API %8.0f req/s p50 %6.2f ms p99 %6.2f ms (non-2xx %s) | bare %8.0f req/s p50 %6.2f ms p99 %6.2f ms | load %s\n' \
+      "$label" "$round" "$api_rps" "$api_p50" "$api_p99" "$api_bad" "$bare_rps" "$bare_p50" "$bare_p99" \
+      "$(cut -d' ' -f1-3 /proc/loadavg)"
+    rounds+=("$api_rps $api_p50 $api_p99 $bare_rps $bare_p50 $bare_p99")
+  done
+  printf '%s\n' "${rounds[@]}" | python3 -c "
+import statistics, sys
+cols = list(zip(*[map(float, line.split()) for line in sys.stdin if line.strip()]))
+api, a50, a99, bare, b50, b99 = (statistics.median(c) for c in cols)
+print(f'$label median   API {api:8.0f} req/s p50 {a50:6.2f} ms p99 {a99:6.2f} ms | bare {bare:8.0f} req/s p50 {b50:6.2f} ms p99 {b99:6.2f} ms')
+ok = api >= 0.5 * bare and a99 <= 20
+print(f'$label API/bare throughput: {100 * api / bare:.0f} %, p99 {a99:.1f} ms (target >= 50 % at p99 <= 20 ms: {\"met\" if ok else \"NOT met\"})')
+"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   rm -rf "$data"
 }
 
-echo "wrk: $THREADS threads, $CONNS connections, $DURATION per route; $(nproc) cores"
+echo "wrk: $THREADS threads, $CONNS connections, $DURATION per route, $RUNS rounds; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 run sqlite ""
 if [[ "${DATABASE_URL:-}" == postgres* ]]; then
   run postgres "$DATABASE_URL"

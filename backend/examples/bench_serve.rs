@@ -2,7 +2,8 @@
 //! API on `--bind` (default 127.0.0.1:7890) with the data dir given as the first argument and
 //! `DATABASE_URL` / `HIVESYNC_SERVER_JWT_SECRET` from the environment, and beside it a bare axum
 //! route (`GET /` → "ok", no layers) on the next port, so one load tool can compare both in the
-//! same run. Stops on Ctrl-C.
+//! same run. Logs go to stderr as `hivesync server` writes them (level from `RUST_LOG`, `info` by
+//! default — the server's default), so their cost is part of the figure. Stops on Ctrl-C.
 #![allow(clippy::print_stdout)]
 
 use hivesync_backend::{Config, Server, Services};
@@ -10,6 +11,15 @@ use std::net::SocketAddr;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
     let mut args = std::env::args().skip(1);
     let data_dir = args.next().ok_or("usage: bench_serve DATA_DIR [ADDR]")?;
     let bind: SocketAddr = args

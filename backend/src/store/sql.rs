@@ -13,11 +13,14 @@ use super::*;
 use crate::config::DatabaseKind;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Connection, Executor, Row};
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A pooled connection idle for at least this long is pinged before it is handed out.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
 
 /// The SQL implementation of every storage trait.
 #[derive(Debug, Clone)]
@@ -56,6 +59,19 @@ impl SqlStore {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings every connection it hands out by default: one more round trip to the
+            // database per query. Only a connection that sat idle a while is checked (a broken
+            // one is closed and replaced, as the default check does); one in steady use has just
+            // answered a query and been pinged on release.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if is_sqlite {
