@@ -201,7 +201,7 @@ thread_local! {
 }
 
 impl LanguageModule for Python {
-    fn index(&self, language: Language, _path: &str, text: &str) -> FileIndex {
+    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
         let tree = PARSER.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
@@ -221,6 +221,20 @@ impl LanguageModule for Python {
             index.parse_errors = 1;
             return index;
         };
+        self.index_tree(language, path, text, &tree)
+    }
+
+    fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {
+        Some(tree_sitter_python::LANGUAGE.into())
+    }
+
+    fn index_tree(
+        &self,
+        language: Language,
+        _path: &str,
+        text: &str,
+        tree: &tree_sitter::Tree,
+    ) -> FileIndex {
         let mut walker = Walker::new(text, language);
         let root = tree.root_node();
         walker.index.scopes[0].range = TextRange::new(root.start_byte(), root.end_byte());
