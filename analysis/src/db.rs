@@ -278,6 +278,7 @@ impl AnalysisHost {
             .path_durability(durability)
             .text_durability(durability)
             .language_durability(durability)
+            .syntax_durability(durability)
             .new(&self.db);
         self.files.insert(Name::from(path), file);
         self.sync_workspace();
@@ -300,6 +301,7 @@ impl AnalysisHost {
                 .path_durability(durability)
                 .text_durability(durability)
                 .language_durability(durability)
+                .syntax_durability(durability)
                 .new(&self.db);
             self.files.insert(Name::from(path.as_str()), file);
         }
@@ -309,8 +311,9 @@ impl AnalysisHost {
     /// A file no longer edited: its syntax tree is dropped.
     fn forget_edits(&mut self, file: SourceFile, path: &str) {
         if self.edited.remove(path) {
+            let durability = self.durability_of(path);
             file.set_syntax(&mut self.db)
-                .with_durability(Durability::LOW)
+                .with_durability(durability)
                 .to(None);
         }
     }
