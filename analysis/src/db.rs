@@ -4,14 +4,17 @@
 //!
 //! Durability: workspace files are set at `Durability::LOW`, files under library roots
 //! (`site-packages`, `node_modules`, `vendor`, virtual environments) at `Durability::HIGH`, so
-//! an edit in the workspace never re-validates what depends only on libraries.
+//! an edit in the workspace never re-validates what depends only on libraries. An editor's host
+//! ([`AnalysisHost::with_workspace_durability`]) keeps the workspace's files at `MEDIUM` and
+//! the documents being edited at `LOW` ([`AnalysisHost::set_edited_file`]): a keystroke then
+//! re-validates only what depends on an edited document, not every file's resolution.
 
 use crate::AnalysisError;
 use crate::lang;
 use crate::model::{FileIndex, FileInterface, Name};
 use hivesync_protocol::Language;
 use salsa::{Durability, Setter};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +29,12 @@ pub struct SourceFile {
     pub text: Arc<str>,
     #[returns(copy)]
     pub language: Option<Language>,
+    /// The syntax tree of `text`, for a document being edited
+    /// ([`AnalysisHost::set_edited_file`] re-parses it incrementally); `file_index` indexes
+    /// it instead of parsing. Used only when it was parsed from this very `text`.
+    #[default]
+    #[returns(ref)]
+    pub syntax: Option<Arc<crate::editor::EditorTree>>,
 }
 
 impl std::fmt::Debug for SourceFile {
@@ -100,7 +109,13 @@ pub fn file_index(db: &dyn salsa::Database, file: SourceFile) -> Arc<FileIndex> 
     let module = language.and_then(lang::module_for);
     match (language, module) {
         (Some(language), Some(module)) => {
-            Arc::new(module.index(language, file.path(db), file.text(db)))
+            let text = file.text(db);
+            Arc::new(match file.syntax(db) {
+                Some(s) if Arc::ptr_eq(&s.text, text) => {
+                    module.index_tree(language, file.path(db), text, &s.tree)
+                }
+                _ => module.index(language, file.path(db), text),
+            })
         }
         _ => Arc::new(FileIndex::empty(language)),
     }
@@ -165,6 +180,10 @@ pub struct AnalysisHost {
     db: RootDatabase,
     files: HashMap<Name, SourceFile>,
     workspace: Workspace,
+    /// Durability of workspace (non-library) files and of the file set.
+    workspace_durability: Durability,
+    /// Files set through [`AnalysisHost::set_edited_file`], held at `Durability::LOW`.
+    edited: HashSet<Name>,
 }
 
 impl Default for AnalysisHost {
@@ -175,27 +194,80 @@ impl Default for AnalysisHost {
 
 impl AnalysisHost {
     pub fn new() -> AnalysisHost {
+        AnalysisHost::with_workspace_durability(Durability::LOW)
+    }
+
+    /// A host whose workspace files and file set are stored at `durability` (libraries stay
+    /// `HIGH`). Editors use `MEDIUM` and set open documents with
+    /// [`AnalysisHost::set_edited_file`].
+    pub fn with_workspace_durability(durability: Durability) -> AnalysisHost {
         let db = RootDatabase::default();
         let workspace = Workspace::builder(Arc::new(Vec::new()))
-            .files_durability(Durability::LOW)
+            .files_durability(durability)
             .new(&db);
         AnalysisHost {
             db,
             files: HashMap::new(),
             workspace,
+            workspace_durability: durability,
+            edited: HashSet::new(),
         }
+    }
+
+    fn durability_of(&self, path: &str) -> Durability {
+        if is_library_path(path) {
+            Durability::HIGH
+        } else {
+            self.workspace_durability
+        }
+    }
+
+    /// Like [`AnalysisHost::set_file`] for a document being edited: the file is held at
+    /// `Durability::LOW` from now on (even when its text is unchanged), so that its edits
+    /// re-validate only what depends on it. [`AnalysisHost::set_file`] with a different text
+    /// hands it back to the workspace durability.
+    pub fn set_edited_file(&mut self, path: &str, text: impl Into<Arc<str>>) -> SourceFile {
+        let text = text.into();
+        if let Some(&file) = self.files.get(path) {
+            if !self.edited.contains(path) || **file.text(&self.db) != *text {
+                let previous = file.syntax(&self.db).clone();
+                let syntax = crate::editor::EditorTree::parse(
+                    file.language(&self.db),
+                    text.clone(),
+                    previous.as_deref(),
+                );
+                file.set_text(&mut self.db)
+                    .with_durability(Durability::LOW)
+                    .to(text);
+                file.set_syntax(&mut self.db)
+                    .with_durability(Durability::LOW)
+                    .to(syntax.map(Arc::new));
+                self.edited.insert(Name::from(path));
+            }
+            return file;
+        }
+        let language = Language::from_path(path);
+        let syntax = crate::editor::EditorTree::parse(language, text.clone(), None);
+        let file = SourceFile::builder(Name::from(path), text, language)
+            .syntax(syntax.map(Arc::new))
+            .path_durability(Durability::LOW)
+            .text_durability(Durability::LOW)
+            .language_durability(Durability::LOW)
+            .syntax_durability(Durability::LOW)
+            .new(&self.db);
+        self.files.insert(Name::from(path), file);
+        self.edited.insert(Name::from(path));
+        self.sync_workspace();
+        file
     }
 
     /// Adds or replaces a file. The language comes from the extension.
     pub fn set_file(&mut self, path: &str, text: impl Into<Arc<str>>) -> SourceFile {
         let text = text.into();
-        let durability = if is_library_path(path) {
-            Durability::HIGH
-        } else {
-            Durability::LOW
-        };
+        let durability = self.durability_of(path);
         if let Some(&file) = self.files.get(path) {
             if **file.text(&self.db) != *text {
+                self.forget_edits(file, path);
                 file.set_text(&mut self.db)
                     .with_durability(durability)
                     .to(text);
@@ -206,6 +278,7 @@ impl AnalysisHost {
             .path_durability(durability)
             .text_durability(durability)
             .language_durability(durability)
+            .syntax_durability(durability)
             .new(&self.db);
         self.files.insert(Name::from(path), file);
         self.sync_workspace();
@@ -215,12 +288,9 @@ impl AnalysisHost {
     /// Adds many files at once (one new revision for the file set).
     pub fn set_files(&mut self, files: Vec<(String, Arc<str>)>) {
         for (path, text) in files {
-            let durability = if is_library_path(&path) {
-                Durability::HIGH
-            } else {
-                Durability::LOW
-            };
+            let durability = self.durability_of(&path);
             if let Some(&file) = self.files.get(path.as_str()) {
+                self.forget_edits(file, &path);
                 file.set_text(&mut self.db)
                     .with_durability(durability)
                     .to(text);
@@ -231,13 +301,25 @@ impl AnalysisHost {
                 .path_durability(durability)
                 .text_durability(durability)
                 .language_durability(durability)
+                .syntax_durability(durability)
                 .new(&self.db);
             self.files.insert(Name::from(path.as_str()), file);
         }
         self.sync_workspace();
     }
 
+    /// A file no longer edited: its syntax tree is dropped.
+    fn forget_edits(&mut self, file: SourceFile, path: &str) {
+        if self.edited.remove(path) {
+            let durability = self.durability_of(path);
+            file.set_syntax(&mut self.db)
+                .with_durability(durability)
+                .to(None);
+        }
+    }
+
     pub fn remove_file(&mut self, path: &str) {
+        self.edited.remove(path);
         if self.files.remove(path).is_some() {
             self.sync_workspace();
         }
@@ -250,7 +332,7 @@ impl AnalysisHost {
         let files: Vec<SourceFile> = files.into_iter().map(|(_, f)| f).collect();
         self.workspace
             .set_files(&mut self.db)
-            .with_durability(Durability::LOW)
+            .with_durability(self.workspace_durability)
             .to(Arc::new(files));
     }
 
@@ -286,6 +368,15 @@ impl AnalysisHost {
     /// Loads every file under `root` (honouring `.gitignore`), reading source files in
     /// parallel. Binary and non-UTF-8 source files are skipped and reported, never fatal.
     pub fn load_dir(root: &Path) -> Result<(AnalysisHost, LoadReport), AnalysisError> {
+        AnalysisHost::load_dir_with(root, Durability::LOW)
+    }
+
+    /// [`AnalysisHost::load_dir`] into a host of the given workspace durability (see
+    /// [`AnalysisHost::with_workspace_durability`]).
+    pub fn load_dir_with(
+        root: &Path,
+        durability: Durability,
+    ) -> Result<(AnalysisHost, LoadReport), AnalysisError> {
         use rayon::prelude::*;
         let meta = std::fs::metadata(root).map_err(|e| AnalysisError::Io {
             path: root.display().to_string(),
@@ -348,7 +439,7 @@ impl AnalysisHost {
                 Err(skip) => report.skipped.push(skip),
             }
         }
-        let mut host = AnalysisHost::new();
+        let mut host = AnalysisHost::with_workspace_durability(durability);
         host.set_files(files);
         report.read = started.elapsed();
         Ok((host, report))

@@ -75,8 +75,16 @@ pub fn call_sites(db: &dyn salsa::Database, file: SourceFile) -> Arc<Vec<CallSit
         return Arc::new(Vec::new());
     };
     let text = file.text(db);
-    let Some(tree) = parse(language, text) else {
-        return Arc::new(Vec::new());
+    let parsed;
+    let tree = match file.syntax(db) {
+        Some(s) if Arc::ptr_eq(&s.text, text) => &s.tree,
+        _ => match parse(language, text) {
+            Some(t) => {
+                parsed = t;
+                &parsed
+            }
+            None => return Arc::new(Vec::new()),
+        },
     };
     let mut out = Vec::new();
     let mut stack = vec![tree.root_node()];
@@ -100,13 +108,113 @@ thread_local! {
 }
 
 pub(crate) fn parse(language: Language, text: &str) -> Option<tree_sitter::Tree> {
-    let grammar: tree_sitter::Language = match language {
-        Language::Python => tree_sitter_python::LANGUAGE.into(),
-        Language::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
-        Language::Tsx => tree_sitter_typescript::LANGUAGE_TSX.into(),
-        Language::JavaScript => tree_sitter_javascript::LANGUAGE.into(),
-        Language::Go => tree_sitter_go::LANGUAGE.into(),
-        Language::Rust => tree_sitter_rust::LANGUAGE.into(),
+    parse_with(language, text, None)
+}
+
+/// The syntax tree of one version of a document being edited, kept beside its text (the
+/// `syntax` field of [`SourceFile`]) so that the next version re-parses incrementally and
+/// [`crate::db::file_index`] indexes it without parsing. It is used only for the very text it
+/// was parsed from (the same `Arc`), so it can never describe another text.
+pub struct EditorTree {
+    pub text: Arc<str>,
+    pub tree: tree_sitter::Tree,
+}
+
+impl std::fmt::Debug for EditorTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EditorTree({} bytes)", self.text.len())
+    }
+}
+
+impl EditorTree {
+    /// The tree of `text`: an incremental re-parse of `previous` when there is one (the edit is
+    /// found by comparing the two texts, so it does not depend on what the editor reported),
+    /// else a full parse. `None` when the language module does not index parsed trees.
+    pub fn parse(
+        language: Option<Language>,
+        text: Arc<str>,
+        previous: Option<&EditorTree>,
+    ) -> Option<EditorTree> {
+        let language = language?;
+        lang::module_for(language)?.grammar(language)?;
+        let old = previous.map(|p| {
+            let mut tree = p.tree.clone();
+            tree.edit(&text_edit(&p.text, &text));
+            tree
+        });
+        let tree = parse_with(language, &text, old.as_ref())?;
+        Some(EditorTree { text, tree })
+    }
+}
+
+/// The one edit that turns `old` into `new`: everything between their common prefix and their
+/// common suffix (both cut at character boundaries).
+pub fn text_edit(old: &str, new: &str) -> tree_sitter::InputEdit {
+    let (a, b) = (old.as_bytes(), new.as_bytes());
+    let mut start = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    while !(old.is_char_boundary(start) && new.is_char_boundary(start)) {
+        start -= 1;
+    }
+    let room = a.len().min(b.len()) - start;
+    let mut suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take(room)
+        .take_while(|(x, y)| x == y)
+        .count();
+    while !(old.is_char_boundary(a.len() - suffix) && new.is_char_boundary(b.len() - suffix)) {
+        suffix -= 1;
+    }
+    let point = |text: &[u8], at: usize| {
+        let before = &text[..at];
+        let row = before.iter().filter(|&&c| c == b'\n').count();
+        let line_start = before
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |i| i + 1);
+        tree_sitter::Point::new(row, at - line_start)
+    };
+    let start_position = point(a, start);
+    let old_end = a.len() - suffix;
+    let new_end = b.len() - suffix;
+    // Rows and columns after `start` are counted from `start` only.
+    let advance = |text: &[u8], end: usize| {
+        let span = &text[start..end];
+        match span.iter().rposition(|&c| c == b'\n') {
+            Some(last) => tree_sitter::Point::new(
+                start_position.row + span.iter().filter(|&&c| c == b'\n').count(),
+                end - (start + last + 1),
+            ),
+            None => {
+                tree_sitter::Point::new(start_position.row, start_position.column + (end - start))
+            }
+        }
+    };
+    tree_sitter::InputEdit {
+        start_byte: start,
+        old_end_byte: old_end,
+        new_end_byte: new_end,
+        start_position,
+        old_end_position: advance(a, old_end),
+        new_end_position: advance(b, new_end),
+    }
+}
+
+fn parse_with(
+    language: Language,
+    text: &str,
+    old: Option<&tree_sitter::Tree>,
+) -> Option<tree_sitter::Tree> {
+    let module_grammar = lang::module_for(language).and_then(|m| m.grammar(language));
+    let grammar: tree_sitter::Language = match (module_grammar, language) {
+        (Some(g), _) => g,
+        (None, Language::Python) => tree_sitter_python::LANGUAGE.into(),
+        (None, Language::TypeScript) => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+        (None, Language::Tsx) => tree_sitter_typescript::LANGUAGE_TSX.into(),
+        (None, Language::JavaScript) => tree_sitter_javascript::LANGUAGE.into(),
+        (None, Language::Go) => tree_sitter_go::LANGUAGE.into(),
+        (None, Language::Rust) => tree_sitter_rust::LANGUAGE.into(),
     };
     PARSERS.with(|cell| {
         let mut parsers = cell.borrow_mut();
@@ -119,7 +227,7 @@ pub(crate) fn parse(language: Language, text: &str) -> Option<tree_sitter::Tree>
                 parsers.len() - 1
             }
         };
-        parsers.get_mut(i)?.1.parse(text, None)
+        parsers.get_mut(i)?.1.parse(text, old)
     })
 }
 
@@ -607,6 +715,81 @@ mod tests {
         let seen = seen.into_inner().expect("lock");
         assert_eq!(seen.len(), 4);
         assert!(seen.contains(&(4, 4)));
+    }
+
+    /// Applies `(start, end, replacement)` byte edits one at a time, as an editor would type
+    /// them, through [`AnalysisHost::set_edited_file`]; after each, the incrementally re-parsed
+    /// tree and the index built from it equal a full parse of the same text.
+    #[test]
+    fn incremental_reparse_equals_a_full_parse() {
+        let mut text = String::from(
+            "import os\n\nclass Café:\n    \"\"\"Crème brûlée.\"\"\"\n\n    def run(self, n):\n        total = 0\n        for i in range(n):\n            total += i  # ünïcode\n        return total\n\n\ndef helper(x):\n    return os.path.join(x, \"日本\")\n",
+        );
+        let mut host = AnalysisHost::new();
+        host.set_edited_file("m.py", text.as_str());
+        let at = |t: &str, s: &str| t.find(s).expect("anchor");
+        let edits: Vec<(&str, usize, &str)> = vec![
+            // (anchor, bytes to remove from it, text to insert)
+            ("total = 0", 0, "x"),
+            ("xtotal", 1, ""),
+            ("return total", 0, "probe = ü + 1\n        "),
+            // Spans lines: joins the loop header with its body.
+            ("for i in range(n):\n", 19, "for i in range(n): "),
+            // Replaces a multi-byte character with another of a different width.
+            ("ünïcode", 2, "u"),
+            ("Café", 5, "Caf€"),
+            // An unclosed bracket swallows what follows, then is closed.
+            ("def helper", 0, "value = (\n"),
+            ("value = (\n", 10, "value = ()\n"),
+            ("日本", 6, "\u{1F600}"),
+            // Deletes across several lines, then a whole new text.
+            ("class Caf€", 30, ""),
+        ];
+        let python = lang::module_for(Language::Python).expect("python");
+        let check = |host: &AnalysisHost, text: &str| {
+            let db = host.db();
+            let file = host.file("m.py").expect("file");
+            let syntax = file.syntax(db).clone().expect("a kept tree");
+            assert_eq!(&*syntax.text, text);
+            let fresh = parse(Language::Python, text).expect("parses");
+            assert_eq!(
+                syntax.tree.root_node().to_sexp(),
+                fresh.root_node().to_sexp()
+            );
+            assert_eq!(
+                *file_index(db, file),
+                python.index(Language::Python, "m.py", text),
+                "after editing to {text:?}"
+            );
+        };
+        check(&host, &text);
+        for (anchor, remove, insert) in edits {
+            let start = at(&text, anchor);
+            text.replace_range(start..start + remove, insert);
+            host.set_edited_file("m.py", text.as_str());
+            check(&host, &text);
+        }
+        text = "def other():\n    pass\n".to_owned();
+        host.set_edited_file("m.py", text.as_str());
+        check(&host, &text);
+        // Handed back to disk: the tree is dropped.
+        host.set_file("m.py", "x = 1\n");
+        let file = host.file("m.py").expect("file");
+        assert!(file.syntax(host.db()).is_none());
+        assert_eq!(file_index(host.db(), file).defs.len(), 1);
+    }
+
+    #[test]
+    fn text_edit_spans_the_changed_bytes_at_char_boundaries() {
+        let e = text_edit("a\nbé\nc", "a\nbè\nc");
+        assert_eq!((e.start_byte, e.old_end_byte, e.new_end_byte), (3, 5, 5));
+        assert_eq!(e.start_position, tree_sitter::Point::new(1, 1));
+        assert_eq!(e.old_end_position, tree_sitter::Point::new(1, 3));
+        let e = text_edit("ab\ncd", "ab\nX\nY\ncd");
+        assert_eq!((e.start_byte, e.old_end_byte, e.new_end_byte), (3, 3, 7));
+        assert_eq!(e.new_end_position, tree_sitter::Point::new(3, 0));
+        let e = text_edit("same", "same");
+        assert_eq!((e.start_byte, e.old_end_byte, e.new_end_byte), (4, 4, 4));
     }
 
     #[test]

@@ -289,7 +289,10 @@ impl Inner {
         for root in roots {
             let started = std::time::Instant::now();
             let path = root.clone();
-            let loaded = tokio::task::spawn_blocking(move || AnalysisHost::load_dir(&path)).await;
+            let loaded = tokio::task::spawn_blocking(move || {
+                AnalysisHost::load_dir_with(&path, world::EDITOR_DURABILITY)
+            })
+            .await;
             let host = match loaded {
                 Ok(Ok((host, report))) => {
                     if !report.skipped.is_empty() {
@@ -303,11 +306,11 @@ impl Inner {
                 }
                 Ok(Err(e)) => {
                     tracing::warn!("cannot load {}: {e}", root.display());
-                    AnalysisHost::new()
+                    world::editor_host()
                 }
                 Err(e) => {
                     tracing::error!("loading {} failed: {e}", root.display());
-                    AnalysisHost::new()
+                    world::editor_host()
                 }
             };
             {

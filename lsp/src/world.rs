@@ -78,7 +78,7 @@ impl World {
         }
         self.roots.push(Root {
             path,
-            host: AnalysisHost::new(),
+            host: editor_host(),
             indexed: false,
             loose: false,
             changed_while_loading: HashSet::new(),
@@ -128,7 +128,7 @@ impl World {
         if let Some(f) = self.locate_or_add(&path)
             && let Some(root) = self.roots.get_mut(f.root)
         {
-            root.host.set_file(&f.rel, text);
+            root.host.set_edited_file(&f.rel, text);
         }
         self.docs.insert(path, Document::new(text, version));
     }
@@ -152,7 +152,7 @@ impl World {
         if let Some(f) = self.locate(path)
             && let Some(root) = self.roots.get_mut(f.root)
         {
-            root.host.set_file(&f.rel, text);
+            root.host.set_edited_file(&f.rel, text);
         }
         true
     }
@@ -237,11 +237,21 @@ impl World {
             .collect();
         if let Some(root) = self.roots.get_mut(i) {
             for (rel, text) in open {
-                root.host.set_file(&rel, text);
+                root.host.set_edited_file(&rel, text);
             }
         }
     }
 }
+
+/// An empty host as the server keeps them: files from disk at `MEDIUM` durability, open
+/// documents at `LOW` (`set_edited_file`), so that typing re-validates only what depends on
+/// the document being typed in.
+pub fn editor_host() -> AnalysisHost {
+    AnalysisHost::with_workspace_durability(EDITOR_DURABILITY)
+}
+
+/// The durability of the files a server reads from disk.
+pub const EDITOR_DURABILITY: salsa::Durability = salsa::Durability::MEDIUM;
 
 /// Every path in a host.
 pub fn host_files(host: &AnalysisHost) -> Vec<String> {

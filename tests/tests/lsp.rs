@@ -379,6 +379,114 @@ fn incremental_edits_update_results_in_utf16() {
     finish(c);
 }
 
+/// The byte offset of an LSP position (line, UTF-16 column) in `text`.
+fn utf16_offset(text: &str, line: u32, character: u32) -> usize {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line as usize)
+        .map(str::len)
+        .sum();
+    let mut units = 0;
+    for (i, ch) in text[start..].char_indices() {
+        if units >= character as usize || ch == '\n' {
+            return start + i;
+        }
+        units += ch.len_utf16();
+    }
+    text.len()
+}
+
+/// Everything the editor sees of `app.py`: outline, inlay hints, and definition and hover at
+/// the start of every identifier, plus the references of `make_shape`.
+fn answers(c: &mut LspClient, app: &Path, shapes: &Path, text: &str) -> Vec<Value> {
+    let doc = json!({"textDocument": {"uri": uri(app)}});
+    let mut out = vec![c.result("textDocument/documentSymbol", doc.clone())];
+    let mut hints = doc;
+    hints["range"] =
+        json!({"start": {"line": 0, "character": 0}, "end": {"line": 99, "character": 0}});
+    out.push(c.result("textDocument/inlayHint", hints));
+    let mut refs = pos(shapes, 7, 5);
+    refs["context"] = json!({"includeDeclaration": true});
+    out.push(c.result("textDocument/references", refs));
+    for (line, l) in text.lines().enumerate() {
+        let mut units = 0u32;
+        let mut prev = ' ';
+        for ch in l.chars() {
+            if (ch.is_alphabetic() || ch == '_') && !(prev.is_alphanumeric() || prev == '_') {
+                let at = pos(app, line as u32, units);
+                out.push(json!([
+                    line,
+                    units,
+                    c.result("textDocument/definition", at.clone())
+                ]));
+                out.push(json!([line, units, c.result("textDocument/hover", at)]));
+            }
+            units += ch.len_utf16() as u32;
+            prev = ch;
+        }
+    }
+    out
+}
+
+/// Incremental edits (re-parsed incrementally by the server) give exactly the answers of the
+/// same text opened afresh (parsed in full): edits spanning lines, multi-byte and non-BMP
+/// characters, an unclosed bracket, several changes in one notification.
+#[test]
+fn incremental_edits_answer_like_a_fresh_parse() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    let app = root.join("app.py");
+    let shapes = root.join("pkg/shapes.py");
+    c.open(&app, "python", APP);
+    let mut text = APP.to_owned();
+    let edits: &[&[((u32, u32), (u32, u32), &str)]] = &[
+        &[((6, 0), (6, 0), "    é = \"😀\"\n    k = make_shape(\n")],
+        &[((7, 19), (7, 19), "1, 2)")],
+        // One line into two, across a non-BMP character (two UTF-16 units).
+        &[((6, 9), (6, 12), "😀😀\"\n    m = Shape(")],
+        &[((7, 14), (7, 14), ")")],
+        // Joins three lines, then two changes in one notification.
+        &[((8, 23), (10, 13), ", 2)\n    t = make_")],
+        &[
+            ((0, 0), (0, 0), "# ünïcode\n"),
+            ((10, 4), (10, 4), "ç = s.area(1)\n    "),
+        ],
+    ];
+    for (i, changes) in edits.iter().enumerate() {
+        let mut content = Vec::new();
+        for &((sl, sc), (el, ec), insert) in changes.iter() {
+            let (start, end) = (utf16_offset(&text, sl, sc), utf16_offset(&text, el, ec));
+            text.replace_range(start..end, insert);
+            content.push(json!({
+                "range": {"start": {"line": sl, "character": sc}, "end": {"line": el, "character": ec}},
+                "text": insert
+            }));
+        }
+        c.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri(&app), "version": i + 2}, "contentChanges": content}),
+        );
+    }
+    assert!(
+        text.contains("    k = make_shape(1, 2, 2)\n    ç = s.area(1)\n"),
+        "{text}"
+    );
+    let incremental = answers(&mut c, &app, &shapes, &text);
+    c.notify(
+        "textDocument/didClose",
+        json!({"textDocument": {"uri": uri(&app)}}),
+    );
+    c.open(&app, "python", &text);
+    let fresh = answers(&mut c, &app, &shapes, &text);
+    assert_eq!(incremental.len(), fresh.len());
+    for (a, b) in incremental.iter().zip(&fresh) {
+        assert_eq!(a, b, "in {text}");
+    }
+    // The edits are visible: `k = make_shape(1, 2, 2)` is one more reference.
+    assert_eq!(fresh[2].as_array().map(Vec::len), Some(5), "{}", fresh[2]);
+    finish(c);
+}
+
 #[test]
 fn diagnostics_follow_edits() {
     let home = tempfile::tempdir().expect("tmp");

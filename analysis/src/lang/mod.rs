@@ -271,6 +271,27 @@ pub trait LanguageModule: Send + Sync {
     /// rest of the file is still indexed.
     fn index(&self, language: Language, path: &str, text: &str) -> FileIndex;
 
+    /// The tree-sitter grammar `index` parses `language` with, for modules that can index a
+    /// tree parsed elsewhere ([`LanguageModule::index_tree`]): editors re-parse the documents
+    /// being typed in incrementally. `None` (the default): always [`LanguageModule::index`].
+    fn grammar(&self, language: Language) -> Option<tree_sitter::Language> {
+        let _ = language;
+        None
+    }
+
+    /// Like [`LanguageModule::index`], on `tree`, the parse of `text` with
+    /// [`LanguageModule::grammar`]. Must give exactly what `index` gives for `text`.
+    fn index_tree(
+        &self,
+        language: Language,
+        path: &str,
+        text: &str,
+        tree: &tree_sitter::Tree,
+    ) -> FileIndex {
+        let _ = tree;
+        self.index(language, path, text)
+    }
+
     /// Reserved words that can never be identifiers.
     fn keywords(&self) -> &'static [&'static str];
 

@@ -201,14 +201,28 @@ static GRAMMAR: LazyLock<Grammar> =
     LazyLock::new(|| Grammar::new(tree_sitter_python::LANGUAGE.into()));
 
 impl LanguageModule for Python {
-    fn index(&self, language: Language, _path: &str, text: &str) -> FileIndex {
-        let _grammar = GRAMMAR.enter();
+    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
         let tree = GRAMMAR.parse(text);
         let Some(tree) = tree else {
             let mut index = FileIndex::empty(Some(language));
             index.parse_errors = 1;
             return index;
         };
+        self.index_tree(language, path, text, &tree)
+    }
+
+    fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {
+        Some(tree_sitter_python::LANGUAGE.into())
+    }
+
+    fn index_tree(
+        &self,
+        language: Language,
+        _path: &str,
+        text: &str,
+        tree: &tree_sitter::Tree,
+    ) -> FileIndex {
+        let _grammar = GRAMMAR.enter();
         let mut walker = Walker::new(text, language);
         let root = tree.root_node();
         walker.index.scopes[0].range = TextRange::new(root.start_byte(), root.end_byte());
