@@ -428,6 +428,9 @@ fn answers(c: &mut LspClient, app: &Path, shapes: &Path, text: &str) -> Vec<Valu
     out
 }
 
+/// One content change: start and end (line, UTF-16 column), new text.
+type Change = ((u32, u32), (u32, u32), &'static str);
+
 /// Incremental edits (re-parsed incrementally by the server) give exactly the answers of the
 /// same text opened afresh (parsed in full): edits spanning lines, multi-byte and non-BMP
 /// characters, an unclosed bracket, several changes in one notification.
@@ -439,7 +442,7 @@ fn incremental_edits_answer_like_a_fresh_parse() {
     let shapes = root.join("pkg/shapes.py");
     c.open(&app, "python", APP);
     let mut text = APP.to_owned();
-    let edits: &[&[((u32, u32), (u32, u32), &str)]] = &[
+    let edits: &[&[Change]] = &[
         &[((6, 0), (6, 0), "    é = \"😀\"\n    k = make_shape(\n")],
         &[((7, 19), (7, 19), "1, 2)")],
         // One line into two, across a non-BMP character (two UTF-16 units).
