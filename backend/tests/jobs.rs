@@ -10,7 +10,7 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::{Backend, TestApp, app_with_services, backends, test_prefix, test_services};
 use hivesync_backend::AppState;
-use hivesync_backend::queue::{JobStatus, NewJob, RetryPolicy};
+use hivesync_backend::queue::{ClaimById, JobStatus, NewJob, RetryPolicy};
 use hivesync_backend::store::Event;
 use hivesync_backend::worker::{self, JobContext, JobError, JobHandler, Registry, WorkerOptions};
 use serde_json::{Value, json};
@@ -589,6 +589,64 @@ async fn a_worker_that_dies_mid_job_is_replaced_and_the_job_has_exactly_one_resu
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(record.runs.lock().unwrap()[&uuid], 2, "{label}");
         finish(app, stop_b, task_b).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_on_its_last_attempt_fails_with_a_job_failed_event() {
+    for (app, record, label) in setups().await {
+        let (token, project) = owner(&app).await;
+        let pid = Uuid::parse_str(&project).unwrap();
+        let job = app
+            .state
+            .queue
+            .jobs()
+            .create(NewJob {
+                project_id: pid,
+                kind: "once".into(),
+                params: json!({}),
+                max_attempts: Some(1),
+            })
+            .await
+            .unwrap();
+        app.state.queue.enqueue(job.id, "once").await.unwrap();
+        // A worker claims it (its only attempt) and dies at once: its short lease runs out.
+        let claimed = app
+            .state
+            .queue
+            .jobs()
+            .claim_id(job.id, Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert!(
+            matches!(claimed, ClaimById::Claimed(_)),
+            "{label}: {claimed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (stop, task) = workers(&app, 1);
+        let id = job.id.to_string();
+        let done = wait_job(&app, &token, &id, finished).await;
+        assert_eq!(done["status"], "failed", "{label}: {done}");
+        assert!(
+            done["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("stopped answering"),
+            "{label}: {done}"
+        );
+        let events = events_until(&app, &project, &id, "job.failed").await;
+        assert_eq!(
+            events.iter().filter(|e| e.kind == "job.failed").count(),
+            1,
+            "{label}: {:?}",
+            kinds_of(&events)
+        );
+        // No attempt was left: nothing ran it.
+        assert!(
+            !record.runs.lock().unwrap().contains_key(&job.id),
+            "{label}"
+        );
+        finish(app, stop, task).await;
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use sql::{JobStore, SqlQueue};
+pub use sql::{ClaimById, JobStore, SqlQueue};
 
 /// The reserved project (nil id, no members) that maintenance jobs belonging to no project —
 /// the scheduled `preview_cleanup` — are recorded under (migration 0007).

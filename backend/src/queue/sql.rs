@@ -26,6 +26,9 @@ pub struct JobStore {
     kind: DatabaseKind,
     kinds: Arc<BTreeSet<String>>,
     retry: RetryPolicy,
+    /// Jobs this process reaped (failed: their worker died on the last attempt) that the
+    /// worker runtime has not reported yet ([`JobStore::take_reaped`] → `job.failed`).
+    reaped: Arc<std::sync::Mutex<Vec<Job>>>,
 }
 
 /// A reaped job: failed because its worker stopped answering on its last attempt.
@@ -128,7 +131,26 @@ impl JobStore {
             kind: store.kind(),
             kinds: Arc::new(kinds.into_iter().map(Into::into).collect()),
             retry,
+            reaped: Arc::default(),
         }
+    }
+
+    /// Jobs reaped by this process since the last call: each became `failed` because its
+    /// worker stopped answering on its last attempt. The worker runtime emits their
+    /// `job.failed` events (the queue itself writes no events).
+    pub fn take_reaped(&self) -> Vec<Job> {
+        match self.reaped.lock() {
+            Ok(mut list) => std::mem::take(&mut *list),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+
+    fn remember_reaped(&self, jobs: impl IntoIterator<Item = Job>) {
+        let mut list = match self.reaped.lock() {
+            Ok(list) => list,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        list.extend(jobs);
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {
@@ -220,10 +242,14 @@ impl JobStore {
 
     /// Marks running jobs whose lease passed after their last attempt as `failed`.
     async fn reap(&self, t: i64) -> Result<(), QueueError> {
-        sqlx::query(&format!("UPDATE jobs SET {REAPED} WHERE {REAPABLE}"))
-            .bind(t)
-            .execute(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE jobs SET {REAPED} WHERE {REAPABLE} RETURNING {COLUMNS}"
+        ))
+        .bind(t)
+        .fetch_all(&self.pool)
+        .await?;
+        let jobs = rows.iter().map(job_from).collect::<Result<Vec<_>, _>>()?;
+        self.remember_reaped(jobs);
         Ok(())
     }
 
@@ -282,7 +308,9 @@ impl JobStore {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = reaped {
-            return Ok(ClaimById::Exhausted(job_from(&row)?));
+            let job = job_from(&row)?;
+            self.remember_reaped([job.clone()]);
+            return Ok(ClaimById::Exhausted(job));
         }
         let row = sqlx::query(&format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = $3,

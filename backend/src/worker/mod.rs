@@ -366,6 +366,7 @@ pub async fn run_workers(
     );
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut running = JoinSet::new();
+    let reporter = tokio::spawn(report_reaped(state.clone(), shutdown.clone()));
     loop {
         while running.try_join_next().is_some() {}
         let permit = tokio::select! {
@@ -415,7 +416,25 @@ pub async fn run_workers(
             }
         }
     }
+    let _ = reporter.await;
     tracing::info!("job workers stopped");
+}
+
+/// Emits `job.failed` for the jobs this process found dead on their last attempt (the queue
+/// marks them failed while claiming; it writes no events), until `shutdown`, then once more.
+async fn report_reaped(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let stop = tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(250)) => false,
+            () = stopping(&mut shutdown) => true,
+        };
+        for job in state.queue.jobs().take_reaped() {
+            emit_outcome(&state, &job).await;
+        }
+        if stop {
+            return;
+        }
+    }
 }
 
 /// Emits a `job.*` event with the job's id and kind; a failure is logged, not returned (the
