@@ -779,6 +779,88 @@ mod tests {
         assert_eq!(file_index(host.db(), file).defs.len(), 1);
     }
 
+    /// An edit: (anchor, bytes to remove from it, text to insert).
+    type Edit = (&'static str, usize, &'static str);
+
+    /// The same for the other languages' grammars (TypeScript, TSX, Rust, Go).
+    #[test]
+    fn incremental_reparse_equals_a_full_parse_in_every_language() {
+        let cases: [(&str, Language, &str, &[Edit]); 4] = [
+            (
+                "m.ts",
+                Language::TypeScript,
+                "import { a } from './a';\n\nexport class Café {\n  run(n: number): number {\n    let total = 0;\n    return total + a(n); // ü\n  }\n}\n",
+                &[
+                    ("total = 0", 0, "x"),
+                    ("xtotal", 1, ""),
+                    ("return", 0, "const ü = (\n    "),
+                    ("const ü = (\n", 0, ""),
+                ],
+            ),
+            (
+                "m.tsx",
+                Language::Tsx,
+                "export function View({ name }: { name: string }) {\n  return <div title=\"é\">{name}</div>;\n}\n",
+                &[
+                    ("{name}</div>", 6, "{name.trim()}"),
+                    ("title=", 0, "id=\"x\" "),
+                ],
+            ),
+            (
+                "m.rs",
+                Language::Rust,
+                "use std::fmt;\n\npub struct Café;\n\nimpl Café {\n    pub fn run(&self, n: u32) -> u32 {\n        let total = 0;\n        total + n // ü\n    }\n}\n",
+                &[
+                    ("total = 0", 0, "x"),
+                    ("xtotal", 1, ""),
+                    ("total + n", 0, "let ü = {\n        "),
+                    ("let ü = {\n        ", 10, ""),
+                ],
+            ),
+            (
+                "m.go",
+                Language::Go,
+                "package m\n\nimport \"fmt\"\n\n// Run sums.\nfunc Run(n int) int {\n\ttotal := 0\n\tfmt.Println(\"é\")\n\treturn total + n\n}\n",
+                &[
+                    ("total := 0", 0, "x"),
+                    ("xtotal", 1, ""),
+                    ("return", 0, "if n > 0 {\n\t"),
+                    ("if n > 0 {\n\t", 11, ""),
+                ],
+            ),
+        ];
+        for (path, language, start, edits) in cases {
+            let module = lang::module_for(language).expect("module");
+            let mut text = start.to_owned();
+            let mut host = AnalysisHost::new();
+            host.set_edited_file(path, text.as_str());
+            let check = |host: &AnalysisHost, text: &str| {
+                let db = host.db();
+                let file = host.file(path).expect("file");
+                let syntax = file.syntax(db).clone().expect("a kept tree");
+                assert_eq!(&*syntax.text, text);
+                let fresh = parse(language, text).expect("parses");
+                assert_eq!(
+                    syntax.tree.root_node().to_sexp(),
+                    fresh.root_node().to_sexp(),
+                    "{path}: {text:?}"
+                );
+                assert_eq!(
+                    *file_index(db, file),
+                    module.index(language, path, text),
+                    "{path}: after editing to {text:?}"
+                );
+            };
+            check(&host, &text);
+            for (anchor, remove, insert) in edits {
+                let at = text.find(anchor).expect("anchor");
+                text.replace_range(at..at + remove, insert);
+                host.set_edited_file(path, text.as_str());
+                check(&host, &text);
+            }
+        }
+    }
+
     #[test]
     fn text_edit_spans_the_changed_bytes_at_char_boundaries() {
         let e = text_edit("a\nbé\nc", "a\nbè\nc");

@@ -108,6 +108,11 @@ impl Grammar {
         }
     }
 
+    /// The tree-sitter language this grammar parses with.
+    pub(crate) fn language(&self) -> tree_sitter::Language {
+        self.language.clone()
+    }
+
     /// Makes [`Syntax`] answer through this grammar on this thread until the guard drops. A
     /// language module's `index` enters its grammar before walking a tree parsed with it.
     pub(crate) fn enter(&'static self) -> EnteredGrammar {

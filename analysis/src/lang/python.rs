@@ -212,7 +212,7 @@ impl LanguageModule for Python {
     }
 
     fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {
-        Some(tree_sitter_python::LANGUAGE.into())
+        Some(GRAMMAR.language())
     }
 
     fn index_tree(

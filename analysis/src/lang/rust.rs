@@ -155,14 +155,27 @@ static GRAMMAR: LazyLock<Grammar> =
     LazyLock::new(|| Grammar::new(tree_sitter_rust::LANGUAGE.into()));
 
 impl LanguageModule for Rust {
-    fn index(&self, language: Language, _path: &str, text: &str) -> FileIndex {
-        let _grammar = GRAMMAR.enter();
-        let tree = GRAMMAR.parse(text);
-        let Some(tree) = tree else {
+    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
+        let Some(tree) = GRAMMAR.parse(text) else {
             let mut index = FileIndex::empty(Some(language));
             index.parse_errors = 1;
             return index;
         };
+        self.index_tree(language, path, text, &tree)
+    }
+
+    fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {
+        Some(GRAMMAR.language())
+    }
+
+    fn index_tree(
+        &self,
+        language: Language,
+        _path: &str,
+        text: &str,
+        tree: &tree_sitter::Tree,
+    ) -> FileIndex {
+        let _grammar = GRAMMAR.enter();
         let root = tree.root_node();
         let mut walker = Walker::new(text, language);
         walker.index.scopes[0].range = TextRange::new(root.start_byte(), root.end_byte());

@@ -370,14 +370,27 @@ fn grammar(language: Language) -> &'static Grammar {
 }
 
 impl LanguageModule for TypeScript {
-    fn index(&self, language: Language, _path: &str, text: &str) -> FileIndex {
-        let grammar = grammar(language);
-        let _grammar = grammar.enter();
-        let Some(tree) = grammar.parse(text) else {
+    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
+        let Some(tree) = grammar(language).parse(text) else {
             let mut index = FileIndex::empty(Some(language));
             index.parse_errors = 1;
             return index;
         };
+        self.index_tree(language, path, text, &tree)
+    }
+
+    fn grammar(&self, language: Language) -> Option<tree_sitter::Language> {
+        Some(grammar(language).language())
+    }
+
+    fn index_tree(
+        &self,
+        language: Language,
+        _path: &str,
+        text: &str,
+        tree: &tree_sitter::Tree,
+    ) -> FileIndex {
+        let _grammar = grammar(language).enter();
         let root = tree.root_node();
         let mut walker = Walker::new(text, language);
         walker.index.scopes[0].range = TextRange::new(root.start_byte(), root.end_byte());
