@@ -7,7 +7,7 @@
 
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
-    named_children,
+    named_children, parse_and_index,
 };
 use crate::db::SourceFile;
 use crate::model::{
@@ -152,12 +152,7 @@ pub fn package_clause(text: &str) -> Option<&str> {
 
 impl LanguageModule for Go {
     fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
-        let Some(tree) = GRAMMAR.parse(text) else {
-            let mut index = FileIndex::empty(Some(language));
-            index.parse_errors = 1;
-            return index;
-        };
-        self.index_tree(language, path, text, &tree)
+        parse_and_index(self, &GRAMMAR, language, path, text)
     }
 
     fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {

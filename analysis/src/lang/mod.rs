@@ -219,6 +219,26 @@ impl<'t> Iterator for NamedChildren<'t> {
     }
 }
 
+/// What every language module's `index` does: parse `text` with `grammar`, then
+/// [`LanguageModule::index_tree`] (a text tree-sitter gives up on is an empty index with one
+/// parse error).
+pub(crate) fn parse_and_index<M: LanguageModule + ?Sized>(
+    module: &M,
+    grammar: &Grammar,
+    language: Language,
+    path: &str,
+    text: &str,
+) -> FileIndex {
+    match grammar.parse(text) {
+        Some(tree) => module.index_tree(language, path, text, &tree),
+        None => {
+            let mut index = FileIndex::empty(Some(language));
+            index.parse_errors = 1;
+            index
+        }
+    }
+}
+
 /// Error and missing nodes in the tree (descending only into subtrees that contain errors).
 pub(crate) fn count_errors(root: Node<'_>) -> u32 {
     if !root.has_error() {

@@ -5,6 +5,7 @@
 
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+    parse_and_index,
 };
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
@@ -202,13 +203,7 @@ static GRAMMAR: LazyLock<Grammar> =
 
 impl LanguageModule for Python {
     fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
-        let tree = GRAMMAR.parse(text);
-        let Some(tree) = tree else {
-            let mut index = FileIndex::empty(Some(language));
-            index.parse_errors = 1;
-            return index;
-        };
-        self.index_tree(language, path, text, &tree)
+        parse_and_index(self, &GRAMMAR, language, path, text)
     }
 
     fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {

@@ -15,7 +15,7 @@
 use super::go::{collapse_ws, doc_above, join, parent_dir, truncate};
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
-    named_children,
+    named_children, parse_and_index,
 };
 use crate::db::SourceFile;
 use crate::model::{
@@ -156,12 +156,7 @@ static GRAMMAR: LazyLock<Grammar> =
 
 impl LanguageModule for Rust {
     fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
-        let Some(tree) = GRAMMAR.parse(text) else {
-            let mut index = FileIndex::empty(Some(language));
-            index.parse_errors = 1;
-            return index;
-        };
-        self.index_tree(language, path, text, &tree)
+        parse_and_index(self, &GRAMMAR, language, path, text)
     }
 
     fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {

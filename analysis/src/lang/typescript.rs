@@ -17,6 +17,7 @@
 
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+    parse_and_index,
 };
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
@@ -371,12 +372,7 @@ fn grammar(language: Language) -> &'static Grammar {
 
 impl LanguageModule for TypeScript {
     fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
-        let Some(tree) = grammar(language).parse(text) else {
-            let mut index = FileIndex::empty(Some(language));
-            index.parse_errors = 1;
-            return index;
-        };
-        self.index_tree(language, path, text, &tree)
+        parse_and_index(self, grammar(language), language, path, text)
     }
 
     fn grammar(&self, language: Language) -> Option<tree_sitter::Language> {
