@@ -18,7 +18,7 @@ use hivesync_protocol::Language;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tree_sitter::{Node, Parser};
+use tree_sitter::Node;
 
 /// One argument of a call, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,11 +100,6 @@ pub fn call_sites(db: &dyn salsa::Database, file: SourceFile) -> Arc<Vec<CallSit
     }
     out.sort_by_key(|s| s.callee.start);
     Arc::new(out)
-}
-
-thread_local! {
-    static PARSERS: std::cell::RefCell<Vec<(Language, Parser)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 pub(crate) fn parse(language: Language, text: &str) -> Option<tree_sitter::Tree> {
@@ -206,29 +201,7 @@ fn parse_with(
     text: &str,
     old: Option<&tree_sitter::Tree>,
 ) -> Option<tree_sitter::Tree> {
-    let module_grammar = lang::module_for(language).and_then(|m| m.grammar(language));
-    let grammar: tree_sitter::Language = match (module_grammar, language) {
-        (Some(g), _) => g,
-        (None, Language::Python) => tree_sitter_python::LANGUAGE.into(),
-        (None, Language::TypeScript) => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
-        (None, Language::Tsx) => tree_sitter_typescript::LANGUAGE_TSX.into(),
-        (None, Language::JavaScript) => tree_sitter_javascript::LANGUAGE.into(),
-        (None, Language::Go) => tree_sitter_go::LANGUAGE.into(),
-        (None, Language::Rust) => tree_sitter_rust::LANGUAGE.into(),
-    };
-    PARSERS.with(|cell| {
-        let mut parsers = cell.borrow_mut();
-        let i = match parsers.iter().position(|(l, _)| *l == language) {
-            Some(i) => i,
-            None => {
-                let mut parser = Parser::new();
-                parser.set_language(&grammar).ok()?;
-                parsers.push((language, parser));
-                parsers.len() - 1
-            }
-        };
-        parsers.get_mut(i)?.1.parse(text, old)
-    })
+    lang::grammar_of(language).reparse(text, old)
 }
 
 fn range(node: Node<'_>) -> TextRange {

@@ -117,7 +117,8 @@ const OWN_TEST_PACKAGE: u32 = 2;
 /// … of a `package x_test` file (sees only the other `x_test` files).
 const OWN_EXTERNAL_TEST_PACKAGE: u32 = 3;
 
-static GRAMMAR: LazyLock<Grammar> = LazyLock::new(|| Grammar::new(tree_sitter_go::LANGUAGE.into()));
+pub(crate) static GRAMMAR: LazyLock<Grammar> =
+    LazyLock::new(|| Grammar::new(tree_sitter_go::LANGUAGE.into()));
 
 /// The package clause of a Go file (`package x` → `x`). Depends on the text, but its value only
 /// changes when the clause does, so salsa stops a body edit here.

@@ -121,6 +121,12 @@ impl Grammar {
 
     /// Parses `text` with this thread's parser for the grammar (`None` when tree-sitter gives up).
     pub(crate) fn parse(&self, text: &str) -> Option<Tree> {
+        self.reparse(text, None)
+    }
+
+    /// Like [`Grammar::parse`], reusing `old` (a tree of the previous text, already edited to
+    /// match `text`) for an incremental re-parse.
+    pub(crate) fn reparse(&self, text: &str, old: Option<&Tree>) -> Option<Tree> {
         PARSERS.with(|cell| {
             let mut parsers = cell.borrow_mut();
             if parsers.len() <= self.slot {
@@ -132,7 +138,7 @@ impl Grammar {
                 parser.set_language(&self.language).ok()?;
                 *entry = Some(parser);
             }
-            entry.as_mut().and_then(|p| p.parse(text, None))
+            entry.as_mut().and_then(|p| p.parse(text, old))
         })
     }
 
@@ -216,6 +222,18 @@ impl<'t> Iterator for NamedChildren<'t> {
             }
         }
         None
+    }
+}
+
+/// The grammar files of `language` are parsed with.
+pub(crate) fn grammar_of(language: Language) -> &'static Grammar {
+    match language {
+        Language::Python => &python::GRAMMAR,
+        Language::TypeScript | Language::Tsx | Language::JavaScript => {
+            typescript::grammar(language)
+        }
+        Language::Go => &go::GRAMMAR,
+        Language::Rust => &rust::GRAMMAR,
     }
 }
 

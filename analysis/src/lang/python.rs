@@ -198,7 +198,7 @@ const BUILTINS: &[&str] = &[
     "reveal_locals",
 ];
 
-static GRAMMAR: LazyLock<Grammar> =
+pub(crate) static GRAMMAR: LazyLock<Grammar> =
     LazyLock::new(|| Grammar::new(tree_sitter_python::LANGUAGE.into()));
 
 impl LanguageModule for Python {

@@ -151,7 +151,7 @@ const BUILTINS: &[&str] = &[
     "thread_local",
 ];
 
-static GRAMMAR: LazyLock<Grammar> =
+pub(crate) static GRAMMAR: LazyLock<Grammar> =
     LazyLock::new(|| Grammar::new(tree_sitter_rust::LANGUAGE.into()));
 
 impl LanguageModule for Rust {

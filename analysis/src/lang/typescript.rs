@@ -362,7 +362,7 @@ static TSX: LazyLock<Grammar> =
 static JAVASCRIPT: LazyLock<Grammar> =
     LazyLock::new(|| Grammar::new(tree_sitter_javascript::LANGUAGE.into()));
 
-fn grammar(language: Language) -> &'static Grammar {
+pub(crate) fn grammar(language: Language) -> &'static Grammar {
     match language {
         Language::Tsx => &TSX,
         Language::JavaScript => &JAVASCRIPT,
