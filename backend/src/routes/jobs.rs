@@ -186,10 +186,7 @@ pub async fn create_job(
         })
         .await
         .map_err(queue_error)?;
-    if let Err(e) = state.queue.enqueue(job.id, &job.kind).await {
-        // The row is the truth: the sweeper hands it to the broker once it answers again.
-        tracing::warn!(job_id = %job.id, error = %e, "job recorded but not yet queued");
-    }
+    // Announced before a worker can see it, so `job.queued` always precedes `job.started`.
     state
         .emit(
             project_id,
@@ -198,6 +195,10 @@ pub async fn create_job(
             serde_json::json!({"job_id": job.id, "kind": job.kind}),
         )
         .await?;
+    if let Err(e) = state.queue.enqueue(job.id, &job.kind).await {
+        // The row is the truth: the sweeper hands it to the broker once it answers again.
+        tracing::warn!(job_id = %job.id, error = %e, "job recorded but not yet queued");
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(CreateJobResponse { job_id: job.id }),
