@@ -3,14 +3,21 @@
 //! `DATABASE_URL` / `HIVESYNC_SERVER_JWT_SECRET` from the environment, and beside it a bare axum
 //! route (`GET /` → "ok", no layers) on the next port, so one load tool can compare both in the
 //! same run. Logs go to stderr as `hivesync server` writes them (level from `RUST_LOG`, `info` by
-//! default — the server's default), so their cost is part of the figure. Stops on Ctrl-C.
+//! default — the server's default), so their cost is part of the figure. The allocator is the
+//! `hivesync` binary's (mimalloc, transparent huge pages off), so the figure is the shipped
+//! server's. Stops on Ctrl-C.
 #![allow(clippy::print_stdout)]
+
+/// As in `src/main.rs` (the `hivesync` binary).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use hivesync_backend::{Config, Server, Services};
 use std::net::SocketAddr;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    hivesync_analysis::alloc::prefer_small_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

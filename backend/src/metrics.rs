@@ -30,9 +30,13 @@ struct Series {
 /// The label for requests no route matched (keeps unknown paths out of the labels).
 const UNMATCHED: &str = "unmatched";
 
+/// Series by route template, then method, then status: nested so that recording a request
+/// looks its series up by `&str` without allocating.
+type Requests = BTreeMap<String, BTreeMap<String, BTreeMap<u16, Series>>>;
+
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), Series>>,
+    requests: Mutex<Requests>,
     queues: Mutex<BTreeMap<String, i64>>,
     streams: AtomicI64,
     published: AtomicU64,
@@ -57,9 +61,15 @@ impl Metrics {
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut map = lock(&self.requests);
-        let s = map
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default();
+        let methods = match map.get_mut(route) {
+            Some(m) => m,
+            None => map.entry(route.to_string()).or_default(),
+        };
+        let statuses = match methods.get_mut(method) {
+            Some(s) => s,
+            None => methods.entry(method.to_string()).or_default(),
+        };
+        let s = statuses.entry(status).or_default();
         s.count += 1;
         s.sum += seconds;
         if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
@@ -88,8 +98,17 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let requests = lock(&self.requests);
+        let series = || {
+            requests.iter().flat_map(|(route, methods)| {
+                methods.iter().flat_map(move |(method, statuses)| {
+                    statuses
+                        .iter()
+                        .map(move |(status, s)| (method, route, status, s))
+                })
+            })
+        };
         out.push_str("# HELP hivesync_http_requests_total HTTP requests by method, route template and status.\n# TYPE hivesync_http_requests_total counter\n");
-        for ((method, route, status), s) in requests.iter() {
+        for (method, route, status, s) in series() {
             let _ = writeln!(
                 out,
                 "hivesync_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {}",
@@ -99,7 +118,7 @@ impl Metrics {
             );
         }
         out.push_str("# HELP hivesync_http_request_duration_seconds Time until the response started, by method, route template and status.\n# TYPE hivesync_http_request_duration_seconds histogram\n");
-        for ((method, route, status), s) in requests.iter() {
+        for (method, route, status, s) in series() {
             let labels = format!(
                 "method=\"{}\",route=\"{}\",status=\"{status}\"",
                 label(method),
@@ -150,15 +169,13 @@ impl Metrics {
 /// Middleware recording every request under its route template.
 pub async fn track(metrics: std::sync::Arc<Metrics>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_string(), |p| p.as_str().to_string());
+    // Both are cheap clones (a known method is a constant, a matched path an `Arc<str>`).
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
     metrics.observe(
-        &method,
-        &route,
+        method.as_str(),
+        route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );

@@ -167,10 +167,12 @@ pub async fn event_stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE_EVERY)))
 }
 
+/// Read from the database, not the membership cache: a `member.*` event that makes a stream
+/// reload may reach this instance before the database's change notification does.
 async fn member_projects(state: &AppState, user_id: Uuid) -> Result<HashSet<Uuid>, AppError> {
     Ok(state
-        .projects
-        .projects_of(user_id)
+        .sql
+        .projects_of_uncached(user_id)
         .await?
         .into_iter()
         .map(|(p, _)| p.id)

@@ -6,6 +6,7 @@
 //! previews, jobs, proposals) add their own trait here and implement it on `SqlStore`.
 
 pub mod previews;
+pub mod project_cache;
 pub mod proposals;
 pub mod snapshots;
 pub mod sql;

@@ -9,11 +9,13 @@
 //! also keeps the two schemas nearly identical (`migrations/sqlite` and `migrations/postgres`
 //! differ only where SQL does: the event id column).
 
+use super::project_cache::{self, Change, ProjectCache};
 use super::*;
 use crate::config::DatabaseKind;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection, Executor, Row};
+use std::sync::Arc;
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -27,6 +29,10 @@ const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
 pub struct SqlStore {
     pool: AnyPool,
     kind: DatabaseKind,
+    /// Each user's memberships, kept fresh by [`watch_changes`]; shared by every clone.
+    cache: Arc<ProjectCache>,
+    /// Stops [`watch_changes`] when sent to or when the last clone is dropped.
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl SqlStore {
@@ -94,7 +100,26 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(format!("migrations failed: {e}")))?;
-        Ok(SqlStore { pool, kind })
+        let cache = Arc::new(ProjectCache::new(project_cache::DEFAULT_CAPACITY));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(watch_changes(
+            kind,
+            url,
+            pool.clone(),
+            cache.clone(),
+            stopped,
+        ));
+        Ok(SqlStore {
+            pool,
+            kind,
+            cache,
+            stop: Arc::new(stop),
+        })
+    }
+
+    /// The membership cache (for tests and `/readyz`-style checks).
+    pub fn project_cache(&self) -> &ProjectCache {
+        &self.cache
     }
 
     pub fn kind(&self) -> DatabaseKind {
@@ -112,7 +137,146 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        let _ = self.stop.send(true);
         self.pool.close().await;
+    }
+
+    /// The user's projects read from the database, bypassing the cache (for readers that may
+    /// have heard of a change before this instance's cache did, such as event streams).
+    pub async fn projects_of_uncached(&self, user_id: Uuid) -> StoreResult<Vec<(Project, Role)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS}, m.role FROM projects p
+             JOIN project_members m ON m.project_id = p.id
+             WHERE m.user_id = $1 ORDER BY p.created_at DESC, p.id DESC"
+        ))
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((project_from(r)?, get_role(r, "role")?)))
+            .collect()
+    }
+
+    /// The user's memberships, from the cache or (then cached) from the database.
+    async fn memberships(&self, user_id: Uuid) -> StoreResult<Arc<project_cache::Memberships>> {
+        if let Some(hit) = self.cache.get(user_id) {
+            return Ok(hit);
+        }
+        // Taken before the query: an invalidation during it keeps its result out.
+        let generation = self.cache.generation();
+        let projects = self.projects_of_uncached(user_id).await?;
+        Ok(self.cache.fill(user_id, generation, projects))
+    }
+}
+
+/// Keeps the membership cache fresh against changes made elsewhere (see `project_cache`):
+/// LISTEN on PostgreSQL, the change counter on SQLite. Runs until `stop`.
+async fn watch_changes(
+    kind: DatabaseKind,
+    url: String,
+    pool: AnyPool,
+    cache: Arc<ProjectCache>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    match kind {
+        DatabaseKind::Postgres => {
+            tokio::select! {
+                () = listen_for_changes(&url, &cache) => {}
+                () = stopped => {}
+            }
+        }
+        DatabaseKind::Sqlite => {
+            tokio::select! {
+                () = poll_for_changes(&pool, &cache) => {}
+                () = stopped => {}
+            }
+        }
+    }
+    cache.disable();
+}
+
+/// PostgreSQL: the cache is on only while this instance LISTENs; a lost or failing listener
+/// turns it off until it listens again.
+async fn listen_for_changes(url: &str, cache: &ProjectCache) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match listen_once(url, cache).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                tracing::warn!(error = %e, "membership cache off: change notifications unavailable");
+            }
+        }
+        cache.disable();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One listening connection, until it fails (`Ok` when it was lost and could be reopened
+/// only by starting over).
+async fn listen_once(url: &str, cache: &ProjectCache) -> Result<(), sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(project_cache::CHANNEL).await?;
+    cache.enable();
+    let mut check = tokio::time::interval(project_cache::LISTENER_CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.tick().await;
+    loop {
+        tokio::select! {
+            message = listener.try_recv() => match message? {
+                Some(n) => cache.invalidate(Change::parse(n.payload())),
+                // The connection was lost and has been re-established (LISTEN again):
+                // anything sent meanwhile was missed.
+                None => cache.invalidate(Change::All),
+            },
+            _ = check.tick() => {
+                let alive = tokio::time::timeout(
+                    project_cache::LISTENER_CHECK_EVERY,
+                    sqlx::query("SELECT 1").execute(&mut listener),
+                )
+                .await;
+                match alive {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// SQLite: reads the `projects` change counter every `SQLITE_POLL_EVERY`; a change (by any
+/// process, this one included) clears the cache, a failed read turns it off.
+async fn poll_for_changes(pool: &AnyPool, cache: &ProjectCache) {
+    let mut last: Option<i64> = None;
+    let mut tick = tokio::time::interval(project_cache::SQLITE_POLL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let counter = sqlx::query("SELECT counter FROM change_counters WHERE name = 'projects'")
+            .fetch_one(pool)
+            .await
+            .and_then(|row| row.try_get::<i64, _>("counter"));
+        match (counter, last) {
+            (Ok(now), Some(before)) if now == before => {}
+            (Ok(now), Some(_)) => {
+                cache.invalidate(Change::All);
+                last = Some(now);
+            }
+            (Ok(now), None) => {
+                cache.enable();
+                last = Some(now);
+            }
+            (Err(e), Some(_)) => {
+                tracing::warn!(error = %e, "membership cache off: cannot read the change counter");
+                cache.disable();
+                last = None;
+            }
+            (Err(_), None) => {}
+        }
     }
 }
 
@@ -419,9 +583,11 @@ impl SqlStore {
     }
 }
 
-#[async_trait]
-impl ProjectStore for SqlStore {
-    async fn create_project(&self, p: &Project, owner: Uuid) -> StoreResult<()> {
+/// Project writes; the [`ProjectStore`] methods wrap them to invalidate the membership cache
+/// of this instance once they are done (read-your-writes; other instances hear of it
+/// through the database, see `project_cache`).
+impl SqlStore {
+    async fn create_project_in_db(&self, p: &Project, owner: Uuid) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO projects (id, name, description, created_at, updated_at)
@@ -447,39 +613,7 @@ impl ProjectStore for SqlStore {
         Ok(())
     }
 
-    async fn projects_of(&self, user_id: Uuid) -> StoreResult<Vec<(Project, Role)>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PROJECT_COLUMNS}, m.role FROM projects p
-             JOIN project_members m ON m.project_id = p.id
-             WHERE m.user_id = $1 ORDER BY p.created_at DESC, p.id DESC"
-        ))
-        .bind(user_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((project_from(r)?, get_role(r, "role")?)))
-            .collect()
-    }
-
-    async fn membership(
-        &self,
-        project_id: Uuid,
-        user_id: Uuid,
-    ) -> StoreResult<Option<(Project, Role)>> {
-        let row = sqlx::query(&format!(
-            "SELECT {PROJECT_COLUMNS}, m.role FROM projects p
-             JOIN project_members m ON m.project_id = p.id
-             WHERE p.id = $1 AND m.user_id = $2"
-        ))
-        .bind(project_id.to_string())
-        .bind(user_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((project_from(&r)?, get_role(&r, "role")?)))
-            .transpose()
-    }
-
-    async fn update_project(
+    async fn update_project_in_db(
         &self,
         id: Uuid,
         patch: &ProjectPatch,
@@ -513,7 +647,7 @@ impl ProjectStore for SqlStore {
         row.as_ref().map(project_from).transpose()
     }
 
-    async fn delete_project(&self, id: Uuid) -> StoreResult<bool> {
+    async fn delete_project_in_db(&self, id: Uuid) -> StoreResult<bool> {
         let r = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
@@ -521,32 +655,7 @@ impl ProjectStore for SqlStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn members(&self, project_id: Uuid) -> StoreResult<Vec<Member>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, m.role, m.added_at FROM project_members m
-             JOIN users u ON u.id = m.user_id
-             WHERE m.project_id = $1 ORDER BY m.added_at, u.id"
-        ))
-        .bind(project_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(member_from).collect()
-    }
-
-    async fn member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, m.role, m.added_at FROM project_members m
-             JOIN users u ON u.id = m.user_id
-             WHERE m.project_id = $1 AND m.user_id = $2"
-        ))
-        .bind(project_id.to_string())
-        .bind(user_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(member_from).transpose()
-    }
-
-    async fn set_member_role(
+    async fn set_member_role_in_db(
         &self,
         project_id: Uuid,
         user_id: Uuid,
@@ -610,7 +719,11 @@ impl ProjectStore for SqlStore {
         Ok(MemberChange::Done { previous })
     }
 
-    async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<MemberChange> {
+    async fn remove_member_in_db(
+        &self,
+        project_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<MemberChange> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE projects SET updated_at = updated_at WHERE id = $1")
             .bind(project_id.to_string())
@@ -640,6 +753,93 @@ impl ProjectStore for SqlStore {
         Ok(MemberChange::Done {
             previous: Some(previous),
         })
+    }
+}
+
+#[async_trait]
+impl ProjectStore for SqlStore {
+    async fn projects_of(&self, user_id: Uuid) -> StoreResult<Vec<(Project, Role)>> {
+        Ok(self.memberships(user_id).await?.projects.clone())
+    }
+
+    async fn membership(
+        &self,
+        project_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Option<(Project, Role)>> {
+        Ok(self
+            .memberships(user_id)
+            .await?
+            .role_on(project_id)
+            .cloned())
+    }
+
+    async fn members(&self, project_id: Uuid) -> StoreResult<Vec<Member>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, m.role, m.added_at FROM project_members m
+             JOIN users u ON u.id = m.user_id
+             WHERE m.project_id = $1 ORDER BY m.added_at, u.id"
+        ))
+        .bind(project_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(member_from).collect()
+    }
+
+    async fn member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, m.role, m.added_at FROM project_members m
+             JOIN users u ON u.id = m.user_id
+             WHERE m.project_id = $1 AND m.user_id = $2"
+        ))
+        .bind(project_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(member_from).transpose()
+    }
+
+    async fn create_project(&self, p: &Project, owner: Uuid) -> StoreResult<()> {
+        let result = self.create_project_in_db(p, owner).await;
+        self.cache.invalidate(Change::User(owner));
+        result
+    }
+
+    async fn update_project(
+        &self,
+        id: Uuid,
+        patch: &ProjectPatch,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<Project>> {
+        let result = self.update_project_in_db(id, patch, at).await;
+        self.cache.invalidate(Change::Project(id));
+        result
+    }
+
+    async fn delete_project(&self, id: Uuid) -> StoreResult<bool> {
+        let result = self.delete_project_in_db(id).await;
+        self.cache.invalidate(Change::Project(id));
+        result
+    }
+
+    async fn set_member_role(
+        &self,
+        project_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        at: OffsetDateTime,
+    ) -> StoreResult<MemberChange> {
+        let result = self
+            .set_member_role_in_db(project_id, user_id, role, at)
+            .await;
+        self.cache.invalidate(Change::User(user_id));
+        result
+    }
+
+    async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<MemberChange> {
+        let result = self.remove_member_in_db(project_id, user_id).await;
+        self.cache.invalidate(Change::User(user_id));
+        result
     }
 }
 

@@ -199,6 +199,34 @@ pub async fn app_with_services(
     }
 }
 
+/// A second instance sharing `first`'s database (its PostgreSQL schema, or its SQLite file)
+/// and JWT secret, as another server behind the same load balancer; drop it before `first`.
+pub async fn peer(first: &TestApp) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = &first.state.config;
+    let config = Config {
+        data_dir: shared.config.data_dir.clone(),
+        database_url: Some(shared.database_url.clone()),
+        jwt_secret: shared.config.jwt_secret.clone(),
+        auth_rate_limit_per_minute: 10_000,
+        ..Config::default()
+    };
+    let resolved = config.resolve().expect("valid test config");
+    let (tx, rx) = watch::channel(false);
+    let state = build_state(resolved, test_services().await, rx)
+        .await
+        .expect("state");
+    TestApp {
+        backend: first.backend.clone(),
+        router: router(state.clone()),
+        state,
+        peer: SocketAddr::from(([127, 0, 0, 1], 40001)),
+        _dir: dir,
+        _schema: None,
+        _shutdown: tx,
+    }
+}
+
 impl TestApp {
     /// Sends a request with an optional bearer token and JSON body.
     pub async fn call(
