@@ -16,7 +16,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -134,7 +136,28 @@ pub struct Jwt {
     validation: Validation,
     issuer: String,
     ttl: Duration,
+    verified: Arc<VerifiedTokens>,
 }
+
+/// What [`Jwt::verify_cached`] needs from a verified access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessToken {
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Access tokens this process has verified (signature, algorithm, audience, issuer), by their
+/// exact text: checking an HS256 signature and parsing the token's JSON twice was half the CPU
+/// of a cheap API request, and a client sends the same token for its whole life. The times
+/// (`exp`, `iat`) are checked again on every use; revocation is not cached at all (the caller
+/// checks it per request). Only tokens that verified are kept, at most [`VERIFIED_TOKENS`].
+#[derive(Default)]
+struct VerifiedTokens(std::sync::RwLock<HashMap<Box<str>, AccessToken>>);
+
+/// Verified access tokens kept per process (about 200 bytes each).
+const VERIFIED_TOKENS: usize = 16_384;
 
 /// Leeway for clock differences between instances.
 const LEEWAY_SECONDS: u64 = 30;
@@ -155,6 +178,7 @@ impl Jwt {
             validation,
             issuer: issuer.to_string(),
             ttl,
+            verified: Arc::default(),
         }
     }
 
@@ -188,6 +212,45 @@ impl Jwt {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(0);
         (data.claims.iat <= now.unix_timestamp() + leeway).then_some(data.claims)
+    }
+
+    /// [`verify`](Self::verify), remembering tokens that passed so that their signature is
+    /// checked once per process; the times are checked on every call, as `verify` does.
+    pub fn verify_cached(&self, token: &str, now: OffsetDateTime) -> Option<AccessToken> {
+        let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(0);
+        let now_s = now.unix_timestamp();
+        let fresh =
+            |t: AccessToken| (t.exp >= now_s - leeway && t.iat <= now_s + leeway).then_some(t);
+        let known = self
+            .verified
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .copied();
+        if let Some(known) = known {
+            return fresh(known);
+        }
+        let claims = self.verify(token, now)?;
+        let access = AccessToken {
+            sub: claims.sub,
+            sid: claims.sid,
+            iat: claims.iat,
+            exp: claims.exp,
+        };
+        let mut map = self
+            .verified
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= VERIFIED_TOKENS {
+            map.retain(|_, t| t.exp >= now_s - leeway);
+            if map.len() >= VERIFIED_TOKENS {
+                map.clear();
+            }
+        }
+        map.insert(token.into(), access);
+        Some(access)
     }
 }
 
@@ -328,7 +391,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 expires_at: pat.expires_at,
             });
         }
-        let claims = state.jwt.verify(token, now).ok_or_else(invalid)?;
+        let claims = state.jwt.verify_cached(token, now).ok_or_else(invalid)?;
         let revoked = state
             .ephemeral
             .get(&revoked_session_key(claims.sid))
@@ -405,6 +468,31 @@ mod tests {
             .issue(user, sid, now + time::Duration::seconds(120))
             .expect("sign");
         assert!(jwt().verify(&future, now).is_none());
+    }
+
+    #[test]
+    fn verified_tokens_are_remembered_but_their_times_checked_each_time() {
+        let jwt = jwt();
+        let now = crate::store::now();
+        let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = jwt.issue(user, sid, now).expect("sign");
+        let first = jwt.verify_cached(&token, now).expect("valid");
+        assert_eq!((first.sub, first.sid), (user, sid));
+        assert_eq!(jwt.verify_cached(&token, now), Some(first));
+        // Expired (beyond the leeway) although remembered.
+        assert!(
+            jwt.verify_cached(&token, now + time::Duration::seconds(200))
+                .is_none()
+        );
+        // Another key's clone shares nothing: a token it did not sign is refused.
+        let other = Jwt::new(&[8u8; 32], "hivesync", Duration::from_secs(60));
+        assert!(other.verify_cached(&token, now).is_none());
+        // A tampered token (one character changed) is checked, not matched.
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).expect("ascii");
+        assert!(jwt.verify_cached(&tampered, now).is_none());
     }
 
     #[test]
