@@ -10,6 +10,7 @@ use crate::authz::require_role;
 use crate::error::{AppError, ErrorBody, Json, Path};
 use crate::store::{Member, MemberChange, Project, ProjectPatch, Role};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -162,14 +163,33 @@ pub async fn create_project(
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
     )
 )]
-pub async fn list_projects(ctx: Ctx) -> Result<Json<Vec<ProjectResponse>>, AppError> {
-    let projects = ctx.state.projects.projects_of(ctx.user.id).await?;
-    Ok(Json(
-        projects
-            .into_iter()
-            .map(|(p, role)| project_response(p, role))
-            .collect(),
-    ))
+pub async fn list_projects(ctx: Ctx) -> Result<Response, AppError> {
+    let memberships = ctx.state.projects.projects_of(ctx.user.id).await?;
+    // Rendered once per cached entry: the list only changes through an invalidation, which
+    // replaces the entry.
+    let body = match memberships.rendered.get() {
+        Some(body) => body.clone(),
+        None => {
+            let list: Vec<ProjectResponse> = memberships
+                .projects
+                .iter()
+                .map(|(p, role)| project_response(p.clone(), *role))
+                .collect();
+            let body = bytes::Bytes::from(
+                serde_json::to_vec(&list)
+                    .map_err(|e| AppError::internal(format!("cannot render projects: {e}")))?,
+            );
+            memberships.rendered.get_or_init(|| body).clone()
+        }
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 #[utoipa::path(

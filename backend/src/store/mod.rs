@@ -21,6 +21,7 @@ pub use proposals::{
 };
 use serde::{Deserialize, Serialize};
 pub use snapshots::{AddBlob, Snapshot, SnapshotStore};
+use std::sync::Arc;
 pub use threads::{Anchor, AuthorKind, Comment, CommentEdit, Thread, ThreadFilter, ThreadStore};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -230,8 +231,9 @@ pub struct ProjectPatch {
 pub trait ProjectStore: Send + Sync {
     /// Creates the project with `owner` as its first owner.
     async fn create_project(&self, project: &Project, owner: Uuid) -> StoreResult<()>;
-    /// The projects the user is a member of, with their role, newest first.
-    async fn projects_of(&self, user_id: Uuid) -> StoreResult<Vec<(Project, Role)>>;
+    /// The projects the user is a member of, with their role, newest first (shared with the
+    /// membership cache: see `project_cache`).
+    async fn projects_of(&self, user_id: Uuid) -> StoreResult<Arc<project_cache::Memberships>>;
     /// The project and the user's role on it, if the user is a member.
     async fn membership(
         &self,

@@ -23,7 +23,7 @@
 
 use super::{Project, Role};
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -45,6 +45,9 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 #[derive(Debug)]
 pub struct Memberships {
     pub projects: Vec<(Project, Role)>,
+    /// The list as `GET /api/v1/projects` answers it (JSON), rendered by that route on first
+    /// use: a pure function of `projects`, so it lives and dies with the entry.
+    pub rendered: OnceLock<bytes::Bytes>,
     filled_at: Instant,
 }
 
@@ -139,6 +142,7 @@ impl ProjectCache {
     ) -> Arc<Memberships> {
         let entry = Arc::new(Memberships {
             projects,
+            rendered: OnceLock::new(),
             filled_at: Instant::now(),
         });
         let Some(generation) = generation else {

@@ -758,8 +758,8 @@ impl SqlStore {
 
 #[async_trait]
 impl ProjectStore for SqlStore {
-    async fn projects_of(&self, user_id: Uuid) -> StoreResult<Vec<(Project, Role)>> {
-        Ok(self.memberships(user_id).await?.projects.clone())
+    async fn projects_of(&self, user_id: Uuid) -> StoreResult<Arc<project_cache::Memberships>> {
+        self.memberships(user_id).await
     }
 
     async fn membership(
