@@ -11,6 +11,7 @@
 //! callees, thrown errors, a ranked repository map); [`fixture`] parses the multi-file test fixtures every language's tests use.
 
 pub mod alloc;
+pub mod cache;
 pub mod changeset;
 pub mod context;
 pub mod db;
@@ -23,6 +24,7 @@ pub mod model;
 mod rename;
 pub mod resolve;
 
+pub use cache::IndexCache;
 pub use db::{AnalysisHost, LoadReport, SourceFile};
 pub use ide::{
     Analysis, Diagnostic, DocGap, DocumentSymbol, FilePosition, HoverInfo, Location,

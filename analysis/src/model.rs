@@ -8,7 +8,7 @@
 
 use hivesync_protocol::Language;
 use rustc_hash::FxHashMap as HashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// An identifier or dotted name, cheap to clone.
@@ -24,7 +24,9 @@ pub type RefIdx = u32;
 pub type ImportIdx = u32;
 
 /// A half-open byte range `start..end` in a file's text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub struct TextRange {
     pub start: u32,
     pub end: u32,
@@ -62,7 +64,7 @@ impl TextRange {
 }
 
 /// What a definition is, in terms every language maps onto.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SymbolKind {
     Module,
@@ -137,7 +139,7 @@ impl SymbolKind {
 }
 
 /// Kinds of lexical scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeKind {
     Module,
@@ -149,7 +151,7 @@ pub enum ScopeKind {
 }
 
 /// A lexical scope and the names bound directly in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
     pub kind: ScopeKind,
     pub range: TextRange,
@@ -189,7 +191,7 @@ impl Scope {
 }
 
 /// A definition: something a name is bound to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Def {
     pub name: Name,
     pub kind: SymbolKind,
@@ -232,7 +234,7 @@ impl Def {
 }
 
 /// How a reference's name is looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Qualifier {
     /// A bare name, looked up through the scopes.
     None,
@@ -254,7 +256,7 @@ pub enum Qualifier {
 }
 
 /// A use of a name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ref {
     pub name: Name,
     pub range: TextRange,
@@ -265,7 +267,7 @@ pub struct Ref {
 }
 
 /// What an import statement brings in.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ImportKind {
     /// `import a.b` (binds `a`, the root package) or `import a.b as c` (binds `c` → `a.b`).
     Module { alias: Option<Name> },
@@ -276,7 +278,7 @@ pub enum ImportKind {
 }
 
 /// One imported binding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Import {
     /// Dotted module path without leading dots.
     pub module: Name,
@@ -289,7 +291,7 @@ pub struct Import {
 }
 
 /// Everything the engine knows about one file, positions included.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileIndex {
     pub language: Option<Language>,
     pub defs: Vec<Def>,
