@@ -14,6 +14,22 @@ use std::sync::Arc;
 /// An identifier or dotted name, cheap to clone.
 pub type Name = Arc<str>;
 
+/// Decodes a [`Name`] with one allocation (serde's `Arc<str>` goes through a `Box<str>`
+/// first); the persisted index cache decodes hundreds of thousands of them.
+fn de_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Name;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
+            Ok(Name::from(v))
+        }
+    }
+    d.deserialize_str(V)
+}
+
 /// Index of a definition in `FileIndex::defs`.
 pub type DefIdx = u32;
 /// Index of a scope in `FileIndex::scopes`.
@@ -193,6 +209,7 @@ impl Scope {
 /// A definition: something a name is bound to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Def {
+    #[serde(deserialize_with = "de_name")]
     pub name: Name,
     pub kind: SymbolKind,
     /// The identifier.
@@ -258,6 +275,7 @@ pub enum Qualifier {
 /// A use of a name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ref {
+    #[serde(deserialize_with = "de_name")]
     pub name: Name,
     pub range: TextRange,
     pub scope: ScopeIdx,
@@ -281,6 +299,7 @@ pub enum ImportKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Import {
     /// Dotted module path without leading dots.
+    #[serde(deserialize_with = "de_name")]
     pub module: Name,
     /// Number of leading dots of a relative import (0 = absolute).
     pub level: u32,

@@ -172,17 +172,20 @@ fn load(root: &Path, cache: CacheArgs) -> anyhow::Result<Loaded> {
     })
 }
 
-/// Writes the indexes this run computed back to the cache (after the answer is printed). A
-/// cache problem is logged, never an error.
-fn store(cache: Option<&IndexCache>, analysis: Analysis) -> Option<CacheStore> {
-    let cache = cache?;
-    match cache.store(analysis) {
-        Ok(r) => Some(r),
-        Err(e) => {
+/// Writes the indexes this run computed back to the cache (after the answer is printed; a
+/// cache problem is logged, never an error), then lets the process exit without freeing the
+/// engine's memory piece by piece (≈ 5 % of a run that loads from the cache).
+fn finish(loaded: Loaded, analysis: Analysis) -> Option<CacheStore> {
+    let stored = match loaded.cache.as_ref().map(|c| c.store(analysis)) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
             tracing::debug!("{e}");
             None
         }
-    }
+        None => None,
+    };
+    std::mem::forget(loaded.host);
+    stored
 }
 
 /// Parses `PATH:LINE:COLUMN` into a position relative to `root`.
@@ -250,18 +253,15 @@ fn ms(d: std::time::Duration) -> f64 {
 fn stats(args: &RootArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let root = root_of(args.root.as_deref().or(args.root_flag.as_deref()))?;
-    let Loaded {
-        host,
-        report,
-        cache,
-    } = load(&root, args.cache)?;
-    let analysis = host.snapshot();
+    let loaded = load(&root, args.cache)?;
+    let report = loaded.report.clone();
+    let analysis = loaded.host.snapshot();
     let (index_time, resolve_time) = analysis.warm()?;
     let count_started = Instant::now();
     let stats = analysis.stats()?;
     let count_time = count_started.elapsed();
     let elapsed = started.elapsed();
-    let stored = store(cache.as_ref(), analysis);
+    let stored = finish(loaded, analysis);
     let mut files_by_language = report.files_by_language.clone();
     files_by_language.insert("other".into(), report.other_files);
     let total: usize = files_by_language.values().sum();
@@ -419,7 +419,7 @@ fn defs(args: &PosArgs) -> anyhow::Result<ExitCode> {
         .definition(&pos)
         .map_err(|e| explain(e, &loaded.report))?;
     print_locations(&locations, args.json)?;
-    store(loaded.cache.as_ref(), analysis);
+    finish(loaded, analysis);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -430,7 +430,7 @@ fn refs(args: &RefsArgs) -> anyhow::Result<ExitCode> {
         .references(&pos, args.include_declaration)
         .map_err(|e| explain(e, &loaded.report))?;
     print_locations(&locations, args.pos.json)?;
-    store(loaded.cache.as_ref(), analysis);
+    finish(loaded, analysis);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -441,7 +441,7 @@ fn rename(args: &RenameArgs) -> anyhow::Result<ExitCode> {
         Ok(plan) => plan,
         Err(AnalysisError::Rename(refusal)) => {
             eprintln!("hivesync: rename refused: {refusal}");
-            store(loaded.cache.as_ref(), analysis);
+            finish(loaded, analysis);
             return Ok(ExitCode::from(crate::exit::FAILURE));
         }
         Err(e) => return Err(explain(e, &loaded.report)),
@@ -470,7 +470,7 @@ fn rename(args: &RenameArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    store(loaded.cache.as_ref(), analysis);
+    finish(loaded, analysis);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -480,7 +480,7 @@ fn docs_gaps(args: &RootArgs) -> anyhow::Result<ExitCode> {
     let analysis = loaded.host.snapshot();
     let gaps = analysis.doc_gaps()?;
     print_gaps(&gaps, args.json)?;
-    store(loaded.cache.as_ref(), analysis);
+    finish(loaded, analysis);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -516,7 +516,7 @@ fn symbols(args: &SymbolsArgs) -> anyhow::Result<ExitCode> {
     let analysis = loaded.host.snapshot();
     let hits = analysis.workspace_symbols(&args.query, args.limit)?;
     print_symbols(&hits, args.json)?;
-    store(loaded.cache.as_ref(), analysis);
+    finish(loaded, analysis);
     Ok(ExitCode::SUCCESS)
 }
 
