@@ -8,7 +8,9 @@
 //! language-neutral per-file data; [`resolve`] links references to definitions across files;
 //! [`ide`] answers queries on an [`Analysis`] snapshot; `rename` plans renames as
 //! `ChangeSet`s; [`context`] gathers what documentation and explanations need (callers,
-//! callees, thrown errors, a ranked repository map); [`fixture`] parses the multi-file test fixtures every language's tests use.
+//! callees, thrown errors, a ranked repository map); [`fixture`] parses the multi-file test fixtures every language's tests use;
+//! [`cache`] persists each file's index between runs ([`AnalysisHost::load_dir_cached`],
+//! [`IndexCache::store`]).
 
 pub mod alloc;
 pub mod cache;
