@@ -13,11 +13,15 @@
 //! ```sh
 //! HIVESYNC_BENCH_LINES=1000000 cargo bench -p hivesync-analysis --bench engine
 //! ```
+//!
+//! After the cold run it measures the persisted index cache: a cold run that writes it, then
+//! two new processes that load the project with it (`HIVESYNC_BENCH_WARM_CACHE=<dir>` runs
+//! only that, for profiling).
 
 use hivesync_analysis::db::file_index;
 use hivesync_analysis::model::{LineIndex, SymbolKind};
 use hivesync_analysis::resolve::{DefKey, def_index, file_resolution};
-use hivesync_analysis::{AnalysisHost, FilePosition};
+use hivesync_analysis::{AnalysisHost, FilePosition, IndexCache};
 use hivesync_protocol::Language;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +35,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     hivesync_analysis::alloc::prefer_small_pages();
+    if let Some(cache_dir) = std::env::var_os("HIVESYNC_BENCH_WARM_CACHE") {
+        warm_cache_run(&PathBuf::from(cache_dir));
+        return;
+    }
     let lines: Option<usize> = std::env::var("HIVESYNC_BENCH_LINES")
         .ok()
         .and_then(|l| l.parse().ok());
@@ -77,6 +85,7 @@ fn main() {
     if std::env::var_os("HIVESYNC_BENCH_COLD_ONLY").is_some() {
         return;
     }
+    persisted_cache(&root);
 
     // Raw indexing speed, one thread, no salsa: separates parsing from database overhead.
     {
@@ -247,6 +256,76 @@ fn main() {
     println!(
         "re-resolving everything after the edits (stats): {:.2} ms",
         ms(t.elapsed())
+    );
+}
+
+/// The persisted index cache: a cold run that writes it (in this process), then a new process
+/// that loads the project with it (`warm_cache_run`), as a CLI run or an editor start would.
+fn persisted_cache(root: &std::path::Path) {
+    let dir = tempfile::tempdir().expect("cache dir");
+    let cache = IndexCache::in_dir(dir.path(), root).expect("cache outside the root");
+    let started = Instant::now();
+    let cpu_started = cpu_ms();
+    let (host, report) = AnalysisHost::load_dir_cached(root, Some(&cache)).expect("load");
+    let analysis = host.snapshot();
+    analysis.warm().expect("warm");
+    analysis.stats().expect("stats");
+    let analysed = started.elapsed();
+    let stored = cache.store(analysis).expect("store");
+    println!(
+        "cold with an empty index cache: {:.1} ms wall, {:.0} ms CPU, then writing the cache {:.1} ms ({} entries, {:.1} MB; {} misses)",
+        ms(analysed),
+        cpu_ms() - cpu_started,
+        ms(stored.time),
+        stored.entries,
+        stored.pack_bytes as f64 / 1_048_576.0,
+        report.cache.map(|c| c.misses).unwrap_or(0)
+    );
+    drop(host);
+    for _ in 0..2 {
+        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .env("HIVESYNC_BENCH_WARM_CACHE", dir.path())
+            .env("HIVESYNC_BENCH_ROOT", root)
+            .env_remove("HIVESYNC_BENCH_LINES")
+            .output()
+            .expect("run the warm-cache process");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+/// A new process (started by `persisted_cache`, or by hand with
+/// `HIVESYNC_BENCH_WARM_CACHE=<cache dir>` to profile it): cold analysis with the cache.
+fn warm_cache_run(cache_dir: &std::path::Path) {
+    let root = PathBuf::from(std::env::var_os("HIVESYNC_BENCH_ROOT").expect("HIVESYNC_BENCH_ROOT"));
+    let cache = IndexCache::in_dir(cache_dir, &root).expect("cache outside the root");
+    let started = Instant::now();
+    let cpu_started = cpu_ms();
+    let (host, report) = AnalysisHost::load_dir_cached(&root, Some(&cache)).expect("load");
+    let analysis = host.snapshot();
+    let (index, resolve) = analysis.warm().expect("warm");
+    let stats = analysis.stats().expect("stats");
+    let wall = started.elapsed();
+    let cpu = cpu_ms() - cpu_started;
+    let stored = cache.store(analysis).expect("store");
+    let load = report.cache.unwrap_or_default();
+    println!(
+        "new process, warm index cache: {:.1} ms wall, {cpu:.0} ms CPU, peak memory {} MB (read {:.1}, cache {:.1} for {} hits / {} misses, {:.1} MB pack; index {:.1}, resolve {:.1}); definitions {}; cache {} in {:.1} ms",
+        ms(wall),
+        peak_mb(),
+        ms(report.read),
+        ms(load.time),
+        load.hits,
+        load.misses,
+        load.pack_bytes as f64 / 1_048_576.0,
+        ms(index),
+        ms(resolve),
+        stats.definitions,
+        if stored.written {
+            "rewritten"
+        } else {
+            "unchanged"
+        },
+        ms(stored.time)
     );
 }
 

@@ -10,6 +10,7 @@
 //! re-validates only what depends on an edited document, not every file's resolution.
 
 use crate::AnalysisError;
+use crate::cache::{CacheLoad, CachedIndex, IndexCache};
 use crate::lang;
 use crate::model::{FileIndex, FileInterface, Name};
 use hivesync_protocol::Language;
@@ -35,6 +36,12 @@ pub struct SourceFile {
     #[default]
     #[returns(ref)]
     pub syntax: Option<Arc<crate::editor::EditorTree>>,
+    /// The file's entry of the persisted index cache, looked up when the project was loaded
+    /// ([`AnalysisHost::load_dir_cached`]); `file_index` returns its index instead of
+    /// parsing. Used only when it was looked up for this very `text` (the same `Arc`).
+    #[default]
+    #[returns(ref)]
+    pub cached: Option<Arc<crate::cache::CachedIndex>>,
 }
 
 impl std::fmt::Debug for SourceFile {
@@ -66,12 +73,56 @@ pub struct Execution {
     pub key: salsa::Id,
 }
 
+/// Which files' `file_index` ran (by salsa id), recorded from salsa's `WillExecute` events
+/// while on: the persisted cache writes back only what a run indexed.
+#[derive(Default)]
+pub(crate) struct IndexTracker {
+    on: AtomicBool,
+    /// `file_index`'s ingredient, learnt from the first event naming it.
+    ingredient: std::sync::OnceLock<salsa::IngredientIndex>,
+    executed: Mutex<HashSet<salsa::Id>>,
+}
+
+impl IndexTracker {
+    pub(crate) fn start(&self) {
+        self.on.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stop(&self) {
+        self.on.store(false, Ordering::Relaxed);
+        if let Ok(mut e) = self.executed.lock() {
+            *e = HashSet::new();
+        }
+    }
+
+    pub(crate) fn executed(&self) -> HashSet<salsa::Id> {
+        self.executed.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, key: salsa::DatabaseKeyIndex) {
+        let is_index = match self.ingredient.get() {
+            Some(&i) => key.ingredient_index() == i,
+            None => {
+                let found = format!("{key:?}").starts_with("file_index(");
+                if found {
+                    let _ = self.ingredient.set(key.ingredient_index());
+                }
+                found
+            }
+        };
+        if is_index && let Ok(mut e) = self.executed.lock() {
+            e.insert(key.key_index());
+        }
+    }
+}
+
 /// The database. Cheap to clone: clones share storage (a snapshot for another thread).
 #[salsa::db]
 #[derive(Clone)]
 pub struct RootDatabase {
     storage: salsa::Storage<Self>,
     log: Arc<ExecutionLog>,
+    indexed: Arc<IndexTracker>,
 }
 
 #[salsa::db]
@@ -80,13 +131,22 @@ impl salsa::Database for RootDatabase {}
 impl Default for RootDatabase {
     fn default() -> Self {
         let log = Arc::new(ExecutionLog::default());
+        let indexed = Arc::new(IndexTracker::default());
         let storage = salsa::Storage::new(Some(Box::new({
             let log = log.clone();
+            let indexed = indexed.clone();
             move |event: salsa::Event| {
-                if !log.enabled.load(Ordering::Relaxed) {
+                let track = indexed.on.load(Ordering::Relaxed);
+                if !track && !log.enabled.load(Ordering::Relaxed) {
                     return;
                 }
                 if let salsa::EventKind::WillExecute { database_key } = event.kind {
+                    if track {
+                        indexed.record(database_key);
+                    }
+                    if !log.enabled.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let name = format!("{database_key:?}");
                     let query = name.split('(').next().unwrap_or("").to_owned();
                     if let Ok(mut entries) = log.entries.lock() {
@@ -98,7 +158,17 @@ impl Default for RootDatabase {
                 }
             }
         })));
-        RootDatabase { storage, log }
+        RootDatabase {
+            storage,
+            log,
+            indexed,
+        }
+    }
+}
+
+impl RootDatabase {
+    pub(crate) fn index_tracker(&self) -> Arc<IndexTracker> {
+        self.indexed.clone()
     }
 }
 
@@ -110,6 +180,12 @@ pub fn file_index(db: &dyn salsa::Database, file: SourceFile) -> Arc<FileIndex> 
     match (language, module) {
         (Some(language), Some(module)) => {
             let text = file.text(db);
+            if let Some(cached) = file.cached(db)
+                && let Some(index) = &cached.index
+                && Arc::ptr_eq(&cached.text, text)
+            {
+                return index.clone();
+            }
             Arc::new(match file.syntax(db) {
                 Some(s) if Arc::ptr_eq(&s.text, text) => {
                     module.index_tree(language, file.path(db), text, &s.tree)
@@ -173,7 +249,12 @@ pub struct LoadReport {
     pub discover: Duration,
     #[serde(skip)]
     pub read: Duration,
+    /// What the persisted index cache gave, when one was used.
+    pub cache: Option<CacheLoad>,
 }
+
+/// A file read from disk: path, text, cache entry.
+type LoadedFile = (String, Arc<str>, Option<Arc<CachedIndex>>);
 
 /// Owns the database and the path → file table; the only place inputs change.
 pub struct AnalysisHost {
@@ -239,6 +320,7 @@ impl AnalysisHost {
                 file.set_text(&mut self.db)
                     .with_durability(Durability::LOW)
                     .to(text);
+                self.forget_cached(file, Durability::LOW);
                 file.set_syntax(&mut self.db)
                     .with_durability(Durability::LOW)
                     .to(syntax.map(Arc::new));
@@ -254,6 +336,7 @@ impl AnalysisHost {
             .text_durability(Durability::LOW)
             .language_durability(Durability::LOW)
             .syntax_durability(Durability::LOW)
+            .cached_durability(Durability::LOW)
             .new(&self.db);
         self.files.insert(Name::from(path), file);
         self.edited.insert(Name::from(path));
@@ -268,6 +351,7 @@ impl AnalysisHost {
         if let Some(&file) = self.files.get(path) {
             if **file.text(&self.db) != *text {
                 self.forget_edits(file, path);
+                self.forget_cached(file, durability);
                 file.set_text(&mut self.db)
                     .with_durability(durability)
                     .to(text);
@@ -279,6 +363,7 @@ impl AnalysisHost {
             .text_durability(durability)
             .language_durability(durability)
             .syntax_durability(durability)
+            .cached_durability(durability)
             .new(&self.db);
         self.files.insert(Name::from(path), file);
         self.sync_workspace();
@@ -287,10 +372,20 @@ impl AnalysisHost {
 
     /// Adds many files at once (one new revision for the file set).
     pub fn set_files(&mut self, files: Vec<(String, Arc<str>)>) {
-        for (path, text) in files {
+        self.set_files_cached(files.into_iter().map(|(p, t)| (p, t, None)).collect());
+    }
+
+    /// [`AnalysisHost::set_files`] with each file's entry of the persisted index cache.
+    fn set_files_cached(&mut self, files: Vec<LoadedFile>) {
+        for (path, text, cached) in files {
             let durability = self.durability_of(&path);
             if let Some(&file) = self.files.get(path.as_str()) {
                 self.forget_edits(file, &path);
+                if cached.is_some() || file.cached(&self.db).is_some() {
+                    file.set_cached(&mut self.db)
+                        .with_durability(durability)
+                        .to(cached);
+                }
                 file.set_text(&mut self.db)
                     .with_durability(durability)
                     .to(text);
@@ -298,10 +393,12 @@ impl AnalysisHost {
             }
             let language = Language::from_path(&path);
             let file = SourceFile::builder(Name::from(path.as_str()), text, language)
+                .cached(cached)
                 .path_durability(durability)
                 .text_durability(durability)
                 .language_durability(durability)
                 .syntax_durability(durability)
+                .cached_durability(durability)
                 .new(&self.db);
             self.files.insert(Name::from(path.as_str()), file);
         }
@@ -313,6 +410,18 @@ impl AnalysisHost {
         if self.edited.remove(path) {
             let durability = self.durability_of(path);
             file.set_syntax(&mut self.db)
+                .with_durability(durability)
+                .to(None);
+            file.set_cached(&mut self.db)
+                .with_durability(durability)
+                .to(None);
+        }
+    }
+
+    /// Drops a file's cache entry once its text changes (it could no longer be used).
+    fn forget_cached(&mut self, file: SourceFile, durability: Durability) {
+        if file.cached(&self.db).is_some() {
+            file.set_cached(&mut self.db)
                 .with_durability(durability)
                 .to(None);
         }
@@ -377,6 +486,26 @@ impl AnalysisHost {
         root: &Path,
         durability: Durability,
     ) -> Result<(AnalysisHost, LoadReport), AnalysisError> {
+        AnalysisHost::load_dir_with_cache(root, durability, None)
+    }
+
+    /// [`AnalysisHost::load_dir`], taking each unchanged file's index from the persisted
+    /// `cache` (see [`crate::cache`]) instead of parsing it. Write the indexes back after the
+    /// analysis with [`IndexCache::store`]. A missing, corrupt or foreign cache only means
+    /// that files are parsed.
+    pub fn load_dir_cached(
+        root: &Path,
+        cache: Option<&IndexCache>,
+    ) -> Result<(AnalysisHost, LoadReport), AnalysisError> {
+        AnalysisHost::load_dir_with_cache(root, Durability::LOW, cache)
+    }
+
+    /// [`AnalysisHost::load_dir_cached`] into a host of the given workspace durability.
+    pub fn load_dir_with_cache(
+        root: &Path,
+        durability: Durability,
+        cache: Option<&IndexCache>,
+    ) -> Result<(AnalysisHost, LoadReport), AnalysisError> {
         use rayon::prelude::*;
         let meta = std::fs::metadata(root).map_err(|e| AnalysisError::Io {
             path: root.display().to_string(),
@@ -428,10 +557,22 @@ impl AnalysisHost {
         }
         report.discover = started.elapsed();
         let started = Instant::now();
-        let read: Vec<Result<(String, Arc<str>), SkippedFile>> = wanted
-            .into_par_iter()
-            .map(|(rel, abs)| read_source(rel, &abs))
-            .collect();
+        let read_all = || -> Vec<Result<(String, Arc<str>), SkippedFile>> {
+            wanted
+                .into_par_iter()
+                .map(|(rel, abs)| read_source(rel, &abs))
+                .collect()
+        };
+        let (read, pack) = match cache {
+            Some(cache) => {
+                let (read, (pack, time)) = rayon::join(read_all, || {
+                    let started = Instant::now();
+                    (cache.load(), started.elapsed())
+                });
+                (read, Some((pack, time)))
+            }
+            None => (read_all(), None),
+        };
         let mut files = Vec::with_capacity(read.len());
         for r in read {
             match r {
@@ -439,9 +580,46 @@ impl AnalysisHost {
                 Err(skip) => report.skipped.push(skip),
             }
         }
-        let mut host = AnalysisHost::with_workspace_durability(durability);
-        host.set_files(files);
         report.read = started.elapsed();
+        let mut host = AnalysisHost::with_workspace_durability(durability);
+        let Some(((pack, ignored), pack_time)) = pack else {
+            host.set_files(files);
+            return Ok((host, report));
+        };
+        let started = Instant::now();
+        let files: Vec<LoadedFile> = files
+            .into_par_iter()
+            .map(|(path, text)| {
+                let cached = Language::from_path(&path)
+                    .filter(|&l| lang::module_for(l).is_some())
+                    .map(|language| {
+                        let key = crate::cache::cache_key(language, &path, &text);
+                        let index = pack.get(&key).map(Arc::new);
+                        Arc::new(CachedIndex {
+                            text: text.clone(),
+                            key,
+                            index,
+                        })
+                    });
+                (path, text, cached)
+            })
+            .collect();
+        let mut load = CacheLoad {
+            pack_bytes: pack.size(),
+            ignored,
+            ..CacheLoad::default()
+        };
+        for (_, _, c) in &files {
+            match c.as_ref().map(|c| c.index.is_some()) {
+                Some(true) => load.hits += 1,
+                Some(false) => load.misses += 1,
+                None => {}
+            }
+        }
+        host.set_files_cached(files);
+        host.db.indexed.start();
+        load.time = pack_time + started.elapsed();
+        report.cache = Some(load);
         Ok((host, report))
     }
 }

@@ -202,7 +202,7 @@ impl Analysis {
         }
     }
 
-    fn all_files(&self) -> Vec<SourceFile> {
+    pub(crate) fn all_files(&self) -> Vec<SourceFile> {
         Workspace::try_get(&self.db)
             .map(|ws| ws.files(&self.db).to_vec())
             .unwrap_or_default()

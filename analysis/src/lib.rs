@@ -8,9 +8,12 @@
 //! language-neutral per-file data; [`resolve`] links references to definitions across files;
 //! [`ide`] answers queries on an [`Analysis`] snapshot; `rename` plans renames as
 //! `ChangeSet`s; [`context`] gathers what documentation and explanations need (callers,
-//! callees, thrown errors, a ranked repository map); [`fixture`] parses the multi-file test fixtures every language's tests use.
+//! callees, thrown errors, a ranked repository map); [`fixture`] parses the multi-file test fixtures every language's tests use;
+//! [`cache`] persists each file's index between runs ([`AnalysisHost::load_dir_cached`],
+//! [`IndexCache::store`]).
 
 pub mod alloc;
+pub mod cache;
 pub mod changeset;
 pub mod context;
 pub mod db;
@@ -23,6 +26,7 @@ pub mod model;
 mod rename;
 pub mod resolve;
 
+pub use cache::IndexCache;
 pub use db::{AnalysisHost, LoadReport, SourceFile};
 pub use ide::{
     Analysis, Diagnostic, DocGap, DocumentSymbol, FilePosition, HoverInfo, Location,

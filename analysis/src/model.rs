@@ -8,11 +8,27 @@
 
 use hivesync_protocol::Language;
 use rustc_hash::FxHashMap as HashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// An identifier or dotted name, cheap to clone.
 pub type Name = Arc<str>;
+
+/// Decodes a [`Name`] with one allocation (serde's `Arc<str>` goes through a `Box<str>`
+/// first); the persisted index cache decodes hundreds of thousands of them.
+fn de_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Name;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
+            Ok(Name::from(v))
+        }
+    }
+    d.deserialize_str(V)
+}
 
 /// Index of a definition in `FileIndex::defs`.
 pub type DefIdx = u32;
@@ -24,7 +40,9 @@ pub type RefIdx = u32;
 pub type ImportIdx = u32;
 
 /// A half-open byte range `start..end` in a file's text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub struct TextRange {
     pub start: u32,
     pub end: u32,
@@ -62,7 +80,7 @@ impl TextRange {
 }
 
 /// What a definition is, in terms every language maps onto.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SymbolKind {
     Module,
@@ -137,7 +155,7 @@ impl SymbolKind {
 }
 
 /// Kinds of lexical scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeKind {
     Module,
@@ -149,7 +167,7 @@ pub enum ScopeKind {
 }
 
 /// A lexical scope and the names bound directly in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
     pub kind: ScopeKind,
     pub range: TextRange,
@@ -189,8 +207,9 @@ impl Scope {
 }
 
 /// A definition: something a name is bound to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Def {
+    #[serde(deserialize_with = "de_name")]
     pub name: Name,
     pub kind: SymbolKind,
     /// The identifier.
@@ -232,7 +251,7 @@ impl Def {
 }
 
 /// How a reference's name is looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Qualifier {
     /// A bare name, looked up through the scopes.
     None,
@@ -254,8 +273,9 @@ pub enum Qualifier {
 }
 
 /// A use of a name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ref {
+    #[serde(deserialize_with = "de_name")]
     pub name: Name,
     pub range: TextRange,
     pub scope: ScopeIdx,
@@ -265,7 +285,7 @@ pub struct Ref {
 }
 
 /// What an import statement brings in.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ImportKind {
     /// `import a.b` (binds `a`, the root package) or `import a.b as c` (binds `c` → `a.b`).
     Module { alias: Option<Name> },
@@ -276,9 +296,10 @@ pub enum ImportKind {
 }
 
 /// One imported binding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Import {
     /// Dotted module path without leading dots.
+    #[serde(deserialize_with = "de_name")]
     pub module: Name,
     /// Number of leading dots of a relative import (0 = absolute).
     pub level: u32,
@@ -289,7 +310,7 @@ pub struct Import {
 }
 
 /// Everything the engine knows about one file, positions included.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileIndex {
     pub language: Option<Language>,
     pub defs: Vec<Def>,

@@ -8,7 +8,8 @@ use crate::convert::{self, Ctx};
 use crate::settings::Settings;
 use crate::text::Encoding;
 use crate::world::{self, World, uri_path};
-use hivesync_analysis::{AnalysisError, AnalysisHost, FilePosition, RenameError};
+use hivesync_analysis::cache::CacheError;
+use hivesync_analysis::{AnalysisError, AnalysisHost, FilePosition, IndexCache, RenameError};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub const SHOW_REFERENCES: &str = "hivesync.showReferences";
 const DIAGNOSTICS_DEBOUNCE: Duration = Duration::from_millis(200);
 /// Pause before warming resumes after an edit interrupted it.
 const WARM_RESUME_DELAY: Duration = Duration::from_millis(100);
+/// Pause before writing the index cache again after an edit interrupted it.
+const CACHE_RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// What the client said it supports.
 #[derive(Debug, Clone, Default)]
@@ -289,8 +292,18 @@ impl Inner {
         for root in roots {
             let started = std::time::Instant::now();
             let path = root.clone();
+            let mut cache = if self.world().settings.index_cache {
+                IndexCache::for_root(&root).map(Arc::new)
+            } else {
+                None
+            };
+            let load_cache = cache.clone();
             let loaded = tokio::task::spawn_blocking(move || {
-                AnalysisHost::load_dir_with(&path, world::EDITOR_DURABILITY)
+                AnalysisHost::load_dir_with_cache(
+                    &path,
+                    world::EDITOR_DURABILITY,
+                    load_cache.as_deref(),
+                )
             })
             .await;
             let host = match loaded {
@@ -300,6 +313,19 @@ impl Inner {
                             "{}: skipped {} file(s) (binary or not UTF-8)",
                             root.display(),
                             report.skipped.len()
+                        );
+                    }
+                    if let Some(c) = &report.cache {
+                        tracing::info!(
+                            "{}: index cache {} hits, {} misses in {} ms{}",
+                            root.display(),
+                            c.hits,
+                            c.misses,
+                            c.time.as_millis(),
+                            c.ignored
+                                .as_deref()
+                                .map(|w| format!(" (pack ignored: {w})"))
+                                .unwrap_or_default()
                         );
                     }
                     host
@@ -330,13 +356,9 @@ impl Inner {
             // Warm the engine; an edit interrupts it (salsa cancellation), and it resumes on a
             // fresh snapshot once typing pauses — what was computed before is kept.
             loop {
-                let snapshot = self
-                    .world()
-                    .roots
-                    .iter()
-                    .find(|r| r.path == root)
-                    .map(|r| r.host.snapshot());
-                let Some(snapshot) = snapshot else { break };
+                let Some(snapshot) = self.root_snapshot(&root) else {
+                    break;
+                };
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
                 let warm = tokio::task::spawn_blocking(move || {
                     snapshot.warm_with_progress(&|done, total| {
@@ -365,6 +387,9 @@ impl Inner {
                             root.display(),
                             started.elapsed().as_millis()
                         );
+                        if let Some(cache) = cache.take() {
+                            tokio::spawn(self.clone().store_cache(root.clone(), cache));
+                        }
                         break;
                     }
                     Ok(Err(_)) => {
@@ -383,6 +408,50 @@ impl Inner {
         }
         self.publish_diagnostics().await;
         self.refresh_views();
+    }
+
+    /// A snapshot of the workspace folder at `root`, if it is still open.
+    fn root_snapshot(&self, root: &std::path::Path) -> Option<hivesync_analysis::Analysis> {
+        self.world()
+            .roots
+            .iter()
+            .find(|r| r.path == root)
+            .map(|r| r.host.snapshot())
+    }
+
+    /// Writes the folder's indexes to the persisted cache, in the background (a blocking
+    /// thread; the snapshot is dropped before encoding and writing, so edits never wait for
+    /// it). An edit during the short collection cancels it; it is retried a few times.
+    async fn store_cache(self: Arc<Self>, root: PathBuf, cache: Arc<IndexCache>) {
+        for _ in 0..5 {
+            let Some(snapshot) = self.root_snapshot(&root) else {
+                return;
+            };
+            let cache = cache.clone();
+            match tokio::task::spawn_blocking(move || cache.store(snapshot)).await {
+                Ok(Ok(r)) => {
+                    tracing::info!(
+                        "{}: index cache {} ({} entries, {} new, {} bytes) in {} ms",
+                        root.display(),
+                        if r.written { "written" } else { "unchanged" },
+                        r.entries,
+                        r.encoded,
+                        r.pack_bytes,
+                        r.time.as_millis()
+                    );
+                    return;
+                }
+                Ok(Err(CacheError::Cancelled)) => tokio::time::sleep(CACHE_RETRY_DELAY).await,
+                Ok(Err(e)) => {
+                    tracing::debug!("{e}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!("writing the index cache failed: {e}");
+                    return;
+                }
+            }
+        }
     }
 
     async fn register_watchers(&self) {

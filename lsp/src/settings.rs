@@ -8,6 +8,7 @@
 //! { "inlayHints": { "parameterNames": true, "hideObvious": true },
 //!   "codeLens": { "references": true },
 //!   "exclude": ["**/build/**"],
+//!   "indexCache": true,
 //!   "backend": { "url": "https://hivesync.example", "token": "…" } }
 //! ```
 //!
@@ -32,6 +33,9 @@ pub struct Settings {
     /// HiveSync backend for AI actions (stored for later; nothing is sent yet).
     pub backend_url: Option<String>,
     pub backend_token: Option<String>,
+    /// Keep each file's index in the user's cache directory between sessions, so the next
+    /// start indexes only files that changed (`HIVESYNC_NO_CACHE=1` also turns it off).
+    pub index_cache: bool,
 }
 
 impl Default for Settings {
@@ -43,6 +47,7 @@ impl Default for Settings {
             exclude: Vec::new(),
             backend_url: None,
             backend_token: None,
+            index_cache: true,
         }
     }
 }
@@ -88,6 +93,11 @@ impl Settings {
                     }
                     _ => ignored.push("exclude".to_owned()),
                 },
+                "indexCache" => {
+                    if !set_bool(&mut self.index_cache, v) {
+                        ignored.push("indexCache".to_owned());
+                    }
+                }
                 "backend" => self.merge_object(v, "backend", &mut ignored, |s, k, v| match k {
                     "url" => set_string(&mut s.backend_url, v),
                     "token" => set_string(&mut s.backend_token, v),
@@ -156,6 +166,7 @@ mod tests {
                 "inlayHints": { "parameterNames": false, "colour": "red" },
                 "codeLens": false,
                 "exclude": ["**/gen/**"],
+                "indexCache": false,
                 "backend": { "url": "https://h.example", "token": 5 },
                 "mystery": 1
             }
@@ -163,6 +174,7 @@ mod tests {
         assert!(!s.inlay_hints);
         assert!(!s.code_lens);
         assert_eq!(s.exclude, vec!["**/gen/**".to_owned()]);
+        assert!(!s.index_cache);
         assert_eq!(s.backend_url.as_deref(), Some("https://h.example"));
         assert_eq!(s.backend_token, None);
         assert_eq!(

@@ -33,8 +33,8 @@ pub fn built_binary(profile: &str) -> PathBuf {
         .join(format!("hivesync{}", std::env::consts::EXE_SUFFIX))
 }
 
-/// A `hivesync` command isolated from the developer's own configuration: `HOME` and
-/// `XDG_CONFIG_HOME` point into `home`, and no `HIVESYNC_*` or `RUST_LOG` variable leaks in.
+/// A `hivesync` command isolated from the developer's own configuration: `HOME`,
+/// `XDG_CONFIG_HOME` and `XDG_CACHE_HOME` point into `home`, and no `HIVESYNC_*` or `RUST_LOG` variable leaks in.
 pub fn hivesync(home: &std::path::Path) -> Command {
     hivesync_at(&hivesync_bin(), home)
 }
@@ -50,6 +50,7 @@ pub fn hivesync_at(bin: &std::path::Path, home: &std::path::Path) -> Command {
     }
     cmd.env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
         .current_dir(home);
     cmd
 }

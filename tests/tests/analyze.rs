@@ -282,3 +282,99 @@ fn bad_input_gives_clear_errors_not_panics() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// Every file under `dir` with its content, for "nothing was written" checks.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_index_cache_is_reused_across_runs_and_never_written_with_no_cache() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let root = project(home.path());
+    let root_s = root.to_str().expect("utf-8");
+    let before = tree(&root);
+    let cache_dir = home.path().join(".cache/hivesync");
+
+    // --no-cache reads and writes nothing.
+    let (code, stdout, stderr) = run(
+        home.path(),
+        &["analyze", "stats", root_s, "--json", "--no-cache"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(json(&stdout)["cache"].is_null(), "{stdout}");
+    let (code, _, stderr) = run(
+        home.path(),
+        &[
+            "analyze",
+            "refs",
+            "app.py:4:9",
+            "--root",
+            root_s,
+            "--no-cache",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !cache_dir.exists(),
+        "--no-cache wrote {}",
+        cache_dir.display()
+    );
+
+    // The first run writes the cache (in the user's cache directory), the second uses it.
+    let (code, stdout, stderr) = run(home.path(), &["analyze", "stats", root_s, "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let cold = json(&stdout);
+    assert_eq!(cold["cache"]["hits"], 0, "{stdout}");
+    assert_eq!(cold["cache"]["misses"], 3, "{stdout}");
+    assert_eq!(cold["cache"]["stored"]["written"], true, "{stdout}");
+    assert!(cache_dir.join("index").is_dir());
+    let (code, stdout, stderr) = run(home.path(), &["analyze", "stats", root_s, "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let warm = json(&stdout);
+    assert_eq!(warm["cache"]["hits"], 3, "{stdout}");
+    assert_eq!(warm["cache"]["misses"], 0, "{stdout}");
+    assert_eq!(warm["cache"]["stored"]["written"], false, "{stdout}");
+    for key in ["definitions", "references", "parse_errors", "files"] {
+        assert_eq!(cold[key], warm[key], "{key}");
+    }
+    let refs = |home: &Path, extra: &[&str]| {
+        let mut args = vec!["analyze", "refs", "app.py:4:9", "--root", root_s, "--json"];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = run(home, &args);
+        assert_eq!(code, Some(0), "{stderr}");
+        locations(&json(&stdout))
+    };
+    assert_eq!(refs(home.path(), &[]), refs(home.path(), &["--no-cache"]));
+
+    // HIVESYNC_NO_CACHE=1 turns it off too.
+    let other_home = tempfile::tempdir().expect("tempdir");
+    let out = hivesync(other_home.path())
+        .env("HIVESYNC_NO_CACHE", "1")
+        .args(["analyze", "stats", root_s])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert!(
+        text(&out).0.contains("index cache   off"),
+        "{}",
+        text(&out).0
+    );
+    assert!(!other_home.path().join(".cache").exists());
+
+    // The project itself was never written.
+    assert_eq!(tree(&root), before);
+}

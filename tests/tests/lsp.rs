@@ -1039,3 +1039,68 @@ fn bad_input_gets_protocol_answers_and_never_a_crash() {
     assert_eq!(places(&defs).len(), 1);
     finish(c);
 }
+
+/// The `.pack` files of the persisted index cache under `home` (the isolated user's cache).
+fn cache_packs(home: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(home.join(".cache/hivesync/index"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_restart_indexes_from_the_persisted_cache_with_the_same_answers() {
+    let home = tempfile::tempdir().expect("tmp");
+    let (mut c, root) = start(home.path());
+    let app = root.join("app.py");
+    let ask = |c: &mut LspClient| {
+        let mut refs = pos(&app, 5, 10);
+        refs["context"] = json!({"includeDeclaration": true});
+        let refs = c.result("textDocument/references", refs);
+        let def = c.result("textDocument/definition", pos(&app, 8, 6));
+        (places(&refs), places(&def))
+    };
+    let first = ask(&mut c);
+    assert_eq!(first.0.len(), 4, "{first:?}");
+    // The cache is written in the background after indexing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while cache_packs(home.path()).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no index cache was written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    finish(c);
+    let pack = cache_packs(home.path());
+    assert_eq!(pack.len(), 1);
+    assert!(
+        !pack[0].starts_with(&root),
+        "the cache is never in the project"
+    );
+
+    let mut c = LspClient::start(home.path());
+    c.initialize(&root, full_caps(), json!({}));
+    c.wait_indexed();
+    assert_eq!(ask(&mut c), first);
+    let log = c.stderr.lock().expect("lock").clone();
+    assert!(log.contains("index cache 3 hits, 0 misses"), "{log}");
+    finish(c);
+}
+
+#[test]
+fn the_index_cache_can_be_turned_off() {
+    let home = tempfile::tempdir().expect("tmp");
+    let root = project(home.path());
+    let mut c = LspClient::start(home.path());
+    c.initialize(&root, full_caps(), json!({"indexCache": false}));
+    c.wait_indexed();
+    let refs = c.result("textDocument/definition", pos(&root.join("app.py"), 5, 10));
+    assert_eq!(places(&refs).len(), 1);
+    finish(c);
+    assert!(!home.path().join(".cache/hivesync").exists());
+}
