@@ -124,14 +124,13 @@ impl std::fmt::Debug for EditorTree {
 impl EditorTree {
     /// The tree of `text`: an incremental re-parse of `previous` when there is one (the edit is
     /// found by comparing the two texts, so it does not depend on what the editor reported),
-    /// else a full parse. `None` when the language module does not index parsed trees.
+    /// else a full parse. `None` when tree-sitter gives up on the text.
     pub fn parse(
         language: Option<Language>,
         text: Arc<str>,
         previous: Option<&EditorTree>,
     ) -> Option<EditorTree> {
         let language = language?;
-        lang::module_for(language)?.grammar(language)?;
         let old = previous.map(|p| {
             let mut tree = p.tree.clone();
             tree.edit(&text_edit(&p.text, &text));

@@ -7,7 +7,7 @@
 
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
-    named_children, parse_and_index,
+    named_children,
 };
 use crate::db::SourceFile;
 use crate::model::{
@@ -152,14 +152,6 @@ pub fn package_clause(text: &str) -> Option<&str> {
 }
 
 impl LanguageModule for Go {
-    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
-        parse_and_index(self, &GRAMMAR, language, path, text)
-    }
-
-    fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {
-        Some(GRAMMAR.language())
-    }
-
     fn index_tree(
         &self,
         language: Language,

@@ -108,11 +108,6 @@ impl Grammar {
         }
     }
 
-    /// The tree-sitter language this grammar parses with.
-    pub(crate) fn language(&self) -> tree_sitter::Language {
-        self.language.clone()
-    }
-
     /// Makes [`Syntax`] answer through this grammar on this thread until the guard drops. A
     /// language module's `index` enters its grammar before walking a tree parsed with it.
     pub(crate) fn enter(&'static self) -> EnteredGrammar {
@@ -237,17 +232,16 @@ pub(crate) fn grammar_of(language: Language) -> &'static Grammar {
     }
 }
 
-/// What every language module's `index` does: parse `text` with `grammar`, then
+/// What every language module's `index` does: parse `text` with the language's grammar, then
 /// [`LanguageModule::index_tree`] (a text tree-sitter gives up on is an empty index with one
 /// parse error).
-pub(crate) fn parse_and_index<M: LanguageModule + ?Sized>(
+fn parse_and_index<M: LanguageModule + ?Sized>(
     module: &M,
-    grammar: &Grammar,
     language: Language,
     path: &str,
     text: &str,
 ) -> FileIndex {
-    match grammar.parse(text) {
+    match grammar_of(language).parse(text) {
         Some(tree) => module.index_tree(language, path, text, &tree),
         None => {
             let mut index = FileIndex::empty(Some(language));
@@ -309,31 +303,24 @@ pub enum ModuleResolution {
 
 /// One language's rules. Implementations are unit structs registered in [`module_for`].
 pub trait LanguageModule: Send + Sync {
-    /// Parses `text` and extracts the file's definitions, scopes, references and imports.
-    /// Must never panic, whatever the text: syntax errors are counted in `parse_errors` and the
-    /// rest of the file is still indexed.
-    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex;
-
-    /// The tree-sitter grammar `index` parses `language` with, for modules that can index a
-    /// tree parsed elsewhere ([`LanguageModule::index_tree`]): editors re-parse the documents
-    /// being typed in incrementally. `None` (the default): always [`LanguageModule::index`].
-    fn grammar(&self, language: Language) -> Option<tree_sitter::Language> {
-        let _ = language;
-        None
+    /// Parses `text` with the language's grammar ([`grammar_of`]) and extracts the file's
+    /// definitions, scopes, references and imports ([`LanguageModule::index_tree`]). Never
+    /// panics, whatever the text: syntax errors are counted in `parse_errors` and the rest of
+    /// the file is still indexed.
+    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
+        parse_and_index(self, language, path, text)
     }
 
-    /// Like [`LanguageModule::index`], on `tree`, the parse of `text` with
-    /// [`LanguageModule::grammar`]. Must give exactly what `index` gives for `text`.
+    /// Like [`LanguageModule::index`], on `tree`, the parse of `text` with the language's
+    /// grammar ([`grammar_of`]); editors re-parse the documents being typed in incrementally.
+    /// Must give exactly what `index` gives for `text`.
     fn index_tree(
         &self,
         language: Language,
         path: &str,
         text: &str,
         tree: &tree_sitter::Tree,
-    ) -> FileIndex {
-        let _ = tree;
-        self.index(language, path, text)
-    }
+    ) -> FileIndex;
 
     /// Reserved words that can never be identifiers.
     fn keywords(&self) -> &'static [&'static str];

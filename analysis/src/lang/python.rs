@@ -5,7 +5,6 @@
 
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
-    parse_and_index,
 };
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
@@ -202,14 +201,6 @@ pub(crate) static GRAMMAR: LazyLock<Grammar> =
     LazyLock::new(|| Grammar::new(tree_sitter_python::LANGUAGE.into()));
 
 impl LanguageModule for Python {
-    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
-        parse_and_index(self, &GRAMMAR, language, path, text)
-    }
-
-    fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {
-        Some(GRAMMAR.language())
-    }
-
     fn index_tree(
         &self,
         language: Language,

@@ -15,7 +15,7 @@
 use super::go::{collapse_ws, doc_above, join, parent_dir, truncate};
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
-    named_children, parse_and_index,
+    named_children,
 };
 use crate::db::SourceFile;
 use crate::model::{
@@ -155,14 +155,6 @@ pub(crate) static GRAMMAR: LazyLock<Grammar> =
     LazyLock::new(|| Grammar::new(tree_sitter_rust::LANGUAGE.into()));
 
 impl LanguageModule for Rust {
-    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
-        parse_and_index(self, &GRAMMAR, language, path, text)
-    }
-
-    fn grammar(&self, _language: Language) -> Option<tree_sitter::Language> {
-        Some(GRAMMAR.language())
-    }
-
     fn index_tree(
         &self,
         language: Language,

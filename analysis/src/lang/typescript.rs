@@ -17,7 +17,6 @@
 
 use super::{
     DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
-    parse_and_index,
 };
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
@@ -371,14 +370,6 @@ pub(crate) fn grammar(language: Language) -> &'static Grammar {
 }
 
 impl LanguageModule for TypeScript {
-    fn index(&self, language: Language, path: &str, text: &str) -> FileIndex {
-        parse_and_index(self, grammar(language), language, path, text)
-    }
-
-    fn grammar(&self, language: Language) -> Option<tree_sitter::Language> {
-        Some(grammar(language).language())
-    }
-
     fn index_tree(
         &self,
         language: Language,
