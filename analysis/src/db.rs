@@ -235,6 +235,54 @@ pub fn is_library_path(path: &str) -> bool {
 pub struct SkippedFile {
     pub path: String,
     pub reason: String,
+    /// A minified bundle, left out on purpose (not a problem to report).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub minified: bool,
+}
+
+/// A minified JavaScript bundle by its name (`jquery.min.js`): a build output nobody edits or
+/// navigates — it repeats its source file with mangled names, and parsing it costs more than
+/// most of a project's own sources. The loader skips it without reading it.
+pub fn is_minified_path(path: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    [".min.js", ".min.mjs", ".min.cjs", "-min.js"]
+        .iter()
+        .any(|suffix| base.len() > suffix.len() && base.ends_with(suffix))
+}
+
+/// JavaScript/TypeScript text that is minified whatever its name: at least 4 KiB with lines of
+/// more than 400 bytes on average (hand-written code averages 30–40).
+pub fn looks_minified(path: &str, text: &str) -> bool {
+    const MIN_BYTES: usize = 4096;
+    const MIN_AVERAGE_LINE: usize = 400;
+    matches!(
+        Language::from_path(path),
+        Some(Language::JavaScript | Language::TypeScript | Language::Tsx)
+    ) && text.len() >= MIN_BYTES
+        && text.len() / (text.bytes().filter(|&b| b == b'\n').count() + 1) > MIN_AVERAGE_LINE
+}
+
+/// The text of a source file read from disk, or why it is left out: binary (NUL bytes), not
+/// UTF-8, or a minified bundle ([`looks_minified`]). The one check every loader applies.
+pub fn source_text(path: &str, bytes: Vec<u8>) -> Result<String, SkippedFile> {
+    let skip = |reason: String, minified: bool| SkippedFile {
+        path: path.to_owned(),
+        reason,
+        minified,
+    };
+    if bytes.contains(&0) {
+        return Err(skip("binary file (contains NUL bytes)".into(), false));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        skip(
+            format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+            false,
+        )
+    })?;
+    if looks_minified(path, &text) {
+        return Err(skip("minified bundle (very long lines)".into(), true));
+    }
+    Ok(text)
 }
 
 /// What loading a directory found, and how long each phase took.
@@ -541,6 +589,14 @@ impl AnalysisHost {
                 .collect::<Vec<_>>()
                 .join("/");
             match Language::from_path(&rel) {
+                Some(_) if is_minified_path(&rel) => {
+                    report.other_files += 1;
+                    report.skipped.push(SkippedFile {
+                        path: rel,
+                        reason: "minified bundle (by its name)".into(),
+                        minified: true,
+                    });
+                }
                 Some(lang) => {
                     *report
                         .files_by_language
@@ -577,7 +633,17 @@ impl AnalysisHost {
         for r in read {
             match r {
                 Ok(f) => files.push(f),
-                Err(skip) => report.skipped.push(skip),
+                Err(skip) => {
+                    // A bundle found minified by its text is not a file of its language.
+                    if skip.minified
+                        && let Some(n) = Language::from_path(&skip.path)
+                            .and_then(|l| report.files_by_language.get_mut(l.name()))
+                    {
+                        *n -= 1;
+                        report.other_files += 1;
+                    }
+                    report.skipped.push(skip);
+                }
             }
         }
         report.read = started.elapsed();
@@ -624,23 +690,14 @@ impl AnalysisHost {
     }
 }
 
-/// Reads a source file; binary (NUL bytes) and non-UTF-8 files are skipped with a reason.
+/// Reads a source file; binary, non-UTF-8 and minified files are skipped with a reason
+/// ([`source_text`]).
 fn read_source(rel: String, abs: &Path) -> Result<(String, Arc<str>), SkippedFile> {
     let bytes = std::fs::read(abs).map_err(|e| SkippedFile {
         path: rel.clone(),
         reason: format!("cannot read: {e}"),
+        minified: false,
     })?;
-    if bytes.contains(&0) {
-        return Err(SkippedFile {
-            path: rel,
-            reason: "binary file (contains NUL bytes)".into(),
-        });
-    }
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok((rel, Arc::from(text))),
-        Err(e) => Err(SkippedFile {
-            path: rel,
-            reason: format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
-        }),
-    }
+    let text = source_text(&rel, bytes)?;
+    Ok((rel, Arc::from(text)))
 }

@@ -310,7 +310,7 @@ impl Inner {
                 Ok(Ok((host, report))) => {
                     if !report.skipped.is_empty() {
                         tracing::info!(
-                            "{}: skipped {} file(s) (binary or not UTF-8)",
+                            "{}: skipped {} file(s) (binary, not UTF-8 or minified)",
                             root.display(),
                             report.skipped.len()
                         );

@@ -266,19 +266,19 @@ pub fn host_files(host: &AnalysisHost) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Files the engine reads: sources of a known language and import configuration.
+/// Files the engine reads: sources of a known language (but not minified bundles) and import
+/// configuration.
 pub fn wanted(rel: &str) -> bool {
-    hivesync_protocol::Language::from_path(rel).is_some()
+    (hivesync_protocol::Language::from_path(rel).is_some()
+        && !hivesync_analysis::db::is_minified_path(rel))
         || hivesync_analysis::db::is_config_file(rel)
 }
 
-/// A source file's text, or `None` when it is missing, binary (NUL bytes) or not UTF-8.
+/// A source file's text, or `None` when it is missing or left out like the loader leaves it
+/// out (binary, not UTF-8, minified).
 pub fn read_source(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
-    if bytes.contains(&0) {
-        return None;
-    }
-    String::from_utf8(bytes).ok()
+    hivesync_analysis::db::source_text(&path.to_string_lossy(), bytes).ok()
 }
 
 fn rel_string(rel: &Path) -> String {

@@ -160,7 +160,11 @@ fn load(root: &Path, cache: CacheArgs) -> anyhow::Result<Loaded> {
     };
     let (host, report) = AnalysisHost::load_dir_cached(root, cache.as_ref())?;
     for skipped in &report.skipped {
-        tracing::warn!(path = %skipped.path, "skipped: {}", skipped.reason);
+        if skipped.minified {
+            tracing::debug!(path = %skipped.path, "skipped: {}", skipped.reason);
+        } else {
+            tracing::warn!(path = %skipped.path, "skipped: {}", skipped.reason);
+        }
     }
     if let Some(why) = report.cache.as_ref().and_then(|c| c.ignored.as_deref()) {
         tracing::debug!("index cache ignored: {why}");
@@ -320,9 +324,12 @@ fn stats(args: &RootArgs) -> anyhow::Result<ExitCode> {
     );
     println!("parse errors  {} file(s)", stats.parse_errors);
     if !report.skipped.is_empty() {
+        let minified = report.skipped.iter().filter(|s| s.minified).count();
         println!(
-            "skipped       {} file(s) (binary or not UTF-8)",
-            report.skipped.len()
+            "skipped       {} file(s): {} minified bundle(s), {} binary or not UTF-8",
+            report.skipped.len(),
+            minified,
+            report.skipped.len() - minified
         );
     }
     println!(
