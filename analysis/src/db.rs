@@ -564,86 +564,56 @@ impl AnalysisHost {
         }
         let started = Instant::now();
         let mut report = LoadReport::default();
-        let mut wanted: Vec<(String, std::path::PathBuf)> = Vec::new();
-        let walker = ignore::WalkBuilder::new(root)
-            .hidden(true)
-            .parents(true)
-            .git_ignore(true)
-            .git_global(false)
-            .git_exclude(true)
-            .require_git(false)
-            .follow_links(false)
-            .filter_entry(|e| e.file_name() != ".git")
-            .build();
-        for entry in walker {
-            let Ok(entry) = entry else { continue };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            let Ok(rel) = entry.path().strip_prefix(root) else {
-                continue;
-            };
-            let rel: String = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            match Language::from_path(&rel) {
-                Some(_) if is_minified_path(&rel) => {
-                    report.other_files += 1;
-                    report.skipped.push(SkippedFile {
-                        path: rel,
-                        reason: "minified bundle (by its name)".into(),
-                        minified: true,
-                    });
-                }
-                Some(lang) => {
-                    *report
-                        .files_by_language
-                        .entry(lang.name().to_owned())
-                        .or_default() += 1;
-                    wanted.push((rel, entry.into_path()));
-                }
-                None if is_config_file(&rel) => {
-                    report.other_files += 1;
-                    wanted.push((rel, entry.into_path()));
-                }
-                None => report.other_files += 1,
-            }
-        }
-        report.discover = started.elapsed();
-        let started = Instant::now();
-        let read_all = || -> Vec<Result<(String, Arc<str>), SkippedFile>> {
-            wanted
-                .into_par_iter()
-                .map(|(rel, abs)| read_source(rel, &abs))
-                .collect()
-        };
-        let (read, pack) = match cache {
-            Some(cache) => {
-                let (read, (pack, time)) = rayon::join(read_all, || {
+        // Walk and read together, on every core: each walker thread reads the files it finds,
+        // so reading overlaps the directory walk; the cache pack loads meanwhile.
+        let (mut found, pack) = std::thread::scope(|scope| {
+            let pack = cache.map(|cache| {
+                scope.spawn(move || {
                     let started = Instant::now();
                     (cache.load(), started.elapsed())
-                });
-                (read, Some((pack, time)))
-            }
-            None => (read_all(), None),
+                })
+            });
+            let found = walk_and_read(root);
+            (found, pack.map(|p| p.join()))
+        });
+        found.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+        report.discover = started.elapsed();
+        let started = Instant::now();
+        let pack = match pack {
+            Some(Ok(pack)) => Some(pack),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => None,
         };
-        let mut files = Vec::with_capacity(read.len());
-        for r in read {
-            match r {
-                Ok(f) => files.push(f),
-                Err(skip) => {
-                    // A bundle found minified by its text is not a file of its language.
-                    if skip.minified
-                        && let Some(n) = Language::from_path(&skip.path)
-                            .and_then(|l| report.files_by_language.get_mut(l.name()))
-                    {
-                        *n -= 1;
-                        report.other_files += 1;
+        let mut files = Vec::with_capacity(found.len());
+        for f in found {
+            let language = Language::from_path(&f.rel);
+            match f.read {
+                Some(Ok(text)) => {
+                    match language {
+                        Some(l) => {
+                            *report
+                                .files_by_language
+                                .entry(l.name().to_owned())
+                                .or_default() += 1
+                        }
+                        None => report.other_files += 1,
+                    }
+                    files.push((f.rel, text));
+                }
+                Some(Err(skip)) => {
+                    // A minified bundle is not a file of its language; an unreadable one is.
+                    match language.filter(|_| !skip.minified) {
+                        Some(l) => {
+                            *report
+                                .files_by_language
+                                .entry(l.name().to_owned())
+                                .or_default() += 1
+                        }
+                        None => report.other_files += 1,
                     }
                     report.skipped.push(skip);
                 }
+                None => report.other_files += 1,
             }
         }
         report.read = started.elapsed();
@@ -690,14 +660,73 @@ impl AnalysisHost {
     }
 }
 
+/// One entry the walk found: a file the engine reads (its text, or why it was skipped) or
+/// another file (`read` is `None`).
+struct Found {
+    rel: String,
+    read: Option<Result<Arc<str>, SkippedFile>>,
+}
+
+/// Walks `root` (honouring `.gitignore`, skipping hidden entries and `.git`) on every core,
+/// reading each source and import-configuration file as it is found. Unordered.
+fn walk_and_read(root: &Path) -> Vec<Found> {
+    let found = std::sync::Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    ignore::WalkBuilder::new(root)
+        .hidden(true)
+        .parents(true)
+        .git_ignore(true)
+        .git_global(false)
+        .git_exclude(true)
+        .require_git(false)
+        .follow_links(false)
+        .threads(threads)
+        .filter_entry(|e| e.file_name() != ".git")
+        .build_parallel()
+        .run(|| {
+            let found = &found;
+            Box::new(move |entry: Result<ignore::DirEntry, ignore::Error>| {
+                use ignore::WalkState;
+                let Ok(entry) = entry else {
+                    return WalkState::Continue;
+                };
+                if !entry.file_type().is_some_and(|t| t.is_file()) {
+                    return WalkState::Continue;
+                }
+                let Ok(rel) = entry.path().strip_prefix(root) else {
+                    return WalkState::Continue;
+                };
+                let rel: String = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let read = match Language::from_path(&rel) {
+                    Some(_) if is_minified_path(&rel) => Some(Err(SkippedFile {
+                        path: rel.clone(),
+                        reason: "minified bundle (by its name)".into(),
+                        minified: true,
+                    })),
+                    Some(_) => Some(read_source(&rel, entry.path())),
+                    None if is_config_file(&rel) => Some(read_source(&rel, entry.path())),
+                    None => None,
+                };
+                if let Ok(mut all) = found.lock() {
+                    all.push(Found { rel, read });
+                }
+                WalkState::Continue
+            })
+        });
+    found.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Reads a source file; binary, non-UTF-8 and minified files are skipped with a reason
 /// ([`source_text`]).
-fn read_source(rel: String, abs: &Path) -> Result<(String, Arc<str>), SkippedFile> {
+fn read_source(rel: &str, abs: &Path) -> Result<Arc<str>, SkippedFile> {
     let bytes = std::fs::read(abs).map_err(|e| SkippedFile {
-        path: rel.clone(),
+        path: rel.to_owned(),
         reason: format!("cannot read: {e}"),
         minified: false,
     })?;
-    let text = source_text(&rel, bytes)?;
-    Ok((rel, Arc::from(text)))
+    Ok(Arc::from(source_text(rel, bytes)?))
 }

@@ -672,7 +672,31 @@ impl Analysis {
 
     /// Indexes and resolves every file, using all cores. Returns the time spent in each phase.
     pub fn warm(&self) -> Result<(std::time::Duration, std::time::Duration), AnalysisError> {
+        Ok((self.warm_indexes()?, self.warm_resolution()?))
+    }
+
+    /// Parses and indexes every file (what the persisted index cache keeps), using all cores.
+    pub fn warm_indexes(&self) -> Result<std::time::Duration, AnalysisError> {
+        self.each_file_in_parallel(&|db, f| {
+            file_interface(db, f);
+        })
+    }
+
+    /// Resolves every file's references (indexing what is not indexed yet), using all cores.
+    pub fn warm_resolution(&self) -> Result<std::time::Duration, AnalysisError> {
+        self.each_file_in_parallel(&|db, f| {
+            file_resolution(db, f);
+        })
+    }
+
+    /// Runs `phase` on every file, on all cores (each rayon task on its own database handle);
+    /// returns how long it took.
+    fn each_file_in_parallel(
+        &self,
+        phase: &(dyn Fn(&RootDatabase, SourceFile) + Sync),
+    ) -> Result<std::time::Duration, AnalysisError> {
         use rayon::prelude::*;
+        let started = std::time::Instant::now();
         let files = self.all_files();
         let template = std::sync::Mutex::new(self.db.clone());
         let fresh = || {
@@ -681,22 +705,11 @@ impl Analysis {
                 .map(|db| db.clone())
                 .unwrap_or_else(|e| e.into_inner().clone())
         };
-        let run = |phase: &(dyn Fn(&RootDatabase, SourceFile) + Sync)| {
-            salsa::Cancelled::catch(AssertUnwindSafe(|| {
-                files.par_iter().for_each_init(fresh, |db, f| phase(db, *f));
-            }))
-            .map_err(|_| AnalysisError::Cancelled)
-        };
-        let started = std::time::Instant::now();
-        run(&|db, f| {
-            file_interface(db, f);
-        })?;
-        let index_time = started.elapsed();
-        let started = std::time::Instant::now();
-        run(&|db, f| {
-            file_resolution(db, f);
-        })?;
-        Ok((index_time, started.elapsed()))
+        salsa::Cancelled::catch(AssertUnwindSafe(|| {
+            files.par_iter().for_each_init(fresh, |db, f| phase(db, *f));
+        }))
+        .map_err(|_| AnalysisError::Cancelled)?;
+        Ok(started.elapsed())
     }
 
     /// Counts files, definitions and references by confidence.
