@@ -225,9 +225,9 @@ pin_project! {
         #[pin]
         inner: TaskLocalFuture<RequestInfo, OptionFuture<CatchUnwind<AssertUnwindSafe<F>>>>,
         // Started on the first poll that has to wait: most requests answer on their first
-        // poll, and a timer costs a registration with the runtime.
-        #[pin]
-        timer: Option<tokio::time::Sleep>,
+        // poll, and a timer costs a registration with the runtime (and, kept inline, would make
+        // every request's future larger).
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
         done: Option<Done>,
     }
 }
@@ -257,15 +257,13 @@ where
             // The panic's message may carry request data: the panic hook logs it, it is not sent.
             Poll::Ready(Some(Err(_))) | Poll::Ready(None) => Outcome::Panicked,
             Poll::Pending => {
-                if this.timer.is_none() {
-                    let start = this.done.as_ref().map_or_else(Instant::now, |d| d.start);
-                    this.timer.set(Some(tokio::time::sleep(
-                        timeout.saturating_sub(start.elapsed()),
-                    )));
-                }
-                match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
-                    Some(Poll::Ready(())) => Outcome::TimedOut,
-                    _ => return Poll::Pending,
+                let start = this.done.as_ref().map_or_else(Instant::now, |d| d.start);
+                let timer = this.timer.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep(timeout.saturating_sub(start.elapsed())))
+                });
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Outcome::TimedOut,
+                    Poll::Pending => return Poll::Pending,
                 }
             }
         };
@@ -452,16 +450,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lines_logged_while_handling_a_request_name_it() {
-        let lines = Lines::default();
-        let subscriber = tracing_subscriber::fmt()
+    impl Lines {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().expect("lines").clone()).expect("utf-8")
+        }
+    }
+
+    fn subscriber(lines: &Lines) -> impl tracing::Subscriber + Send + Sync {
+        tracing_subscriber::fmt()
             .with_writer(lines.clone())
             .with_ansi(false)
             .with_target(false)
             .map_event_format(RequestLogFormat)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+            .finish()
+    }
+
+    #[test]
+    fn lines_logged_while_handling_a_request_name_it() {
+        let lines = Lines::default();
+        tracing::subscriber::with_default(subscriber(&lines), || {
             tracing::warn!("outside");
             let info = RequestInfo {
                 method: Method::POST,
@@ -470,7 +477,7 @@ mod tests {
             };
             CURRENT.sync_scope(info, || tracing::error!(detail = "boom", "inside"));
         });
-        let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
+        let text = lines.text();
         let got: Vec<&str> = text.lines().collect();
         assert_eq!(got.len(), 2, "{text}");
         assert!(got[0].ends_with("WARN outside"), "{text}");
@@ -478,6 +485,55 @@ mod tests {
             got[1].ends_with(
                 "ERROR inside detail=\"boom\" request_id=abc-123 method=POST path=/api/v1/projects"
             ),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_request_is_logged_with_its_id_and_answers_in_the_error_shape() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+        let lines = Lines::default();
+        let _guard = tracing::subscriber::set_default(subscriber(&lines));
+        let limits = Limits {
+            timeout: Duration::from_secs(10),
+            max_body: 1024,
+        };
+        let router = axum::Router::new()
+            .route(
+                "/fails",
+                get(|| async {
+                    tracing::warn!("the handler gives up");
+                    StatusCode::BAD_GATEWAY
+                }),
+            )
+            .layer(RequestLayer::new(limits, None));
+        let request = Request::builder()
+            .uri("/fails")
+            .header(REQUEST_ID, "abc-123")
+            .body(Body::empty())
+            .expect("request");
+        let response = router.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(response.headers()[REQUEST_ID], "abc-123");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["error"]["code"], "internal");
+        let text = lines.text();
+        let got: Vec<&str> = text.lines().collect();
+        assert_eq!(got.len(), 2, "{text}");
+        assert!(
+            got[0].ends_with("WARN the handler gives up request_id=abc-123 method=GET path=/fails"),
+            "{text}"
+        );
+        assert!(
+            got[1].contains("ERROR response failed status=502"),
+            "{text}"
+        );
+        assert!(
+            got[1].ends_with("request_id=abc-123 method=GET path=/fails"),
             "{text}"
         );
     }
