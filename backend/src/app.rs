@@ -1,7 +1,8 @@
 //! Assembling and running the server: [`build_state`] connects the parts chosen by the
-//! configuration, [`router`] wraps the routes in the cross-cutting layers (request ids,
-//! tracing, JSON errors, panic catching, timeouts, body limits), and [`Server`] listens and
-//! shuts down gracefully — in-flight requests finish, up to `shutdown_grace_seconds`.
+//! configuration, [`router`] wraps the routes in the cross-cutting layer
+//! ([`crate::request_scope`]: request ids, logs naming the request, JSON errors, panic catching,
+//! timeouts, body limits, metrics), and [`Server`] listens and shuts down gracefully — in-flight
+//! requests finish, up to `shutdown_grace_seconds`.
 
 use crate::auth::{Passwords, load_or_create_secret};
 use crate::config::{Config, ConfigError, Resolved};
