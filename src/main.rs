@@ -108,5 +108,7 @@ fn init_tracing(flag: Option<LogLevel>, configured: LogLevel) {
         // Colour codes only on a terminal: editors show the language server's log verbatim.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
+        // A line logged while the server handles a request names it (request id, method, path).
+        .map_event_format(hivesync_backend::request_scope::RequestLogFormat)
         .init();
 }

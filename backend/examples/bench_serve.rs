@@ -26,6 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false)
+        .map_event_format(hivesync_backend::request_scope::RequestLogFormat)
         .init();
     let mut args = std::env::args().skip(1);
     let data_dir = args.next().ok_or("usage: bench_serve DATA_DIR [ADDR]")?;

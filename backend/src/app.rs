@@ -1,34 +1,24 @@
 //! Assembling and running the server: [`build_state`] connects the parts chosen by the
-//! configuration, [`router`] wraps the routes in the cross-cutting layers (request ids,
-//! tracing, JSON errors, panic catching, timeouts, body limits), and [`Server`] listens and
-//! shuts down gracefully — in-flight requests finish, up to `shutdown_grace_seconds`.
+//! configuration, [`router`] wraps the routes in the cross-cutting layer
+//! ([`crate::request_scope`]: request ids, logs naming the request, JSON errors, panic catching,
+//! timeouts, body limits, metrics), and [`Server`] listens and shuts down gracefully — in-flight
+//! requests finish, up to `shutdown_grace_seconds`.
 
 use crate::auth::{Passwords, load_or_create_secret};
 use crate::config::{Config, ConfigError, Resolved};
-use crate::error::{error_response, json_errors, method_not_allowed_fallback, not_found_fallback};
-use crate::routes::{api_router, ops::OpenApiJson};
+use crate::error::{method_not_allowed_fallback, not_found_fallback};
+use crate::metrics::Metrics;
+use crate::request_scope::{Limits, RequestLayer};
+use crate::routes::api_router;
 use crate::state::{AppState, Services};
 use crate::store::StoreError;
 use crate::store::sql::SqlStore;
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderName, StatusCode, header};
-use axum::response::Response;
-use std::any::Any;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -56,37 +46,6 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error("{0}")]
     Startup(String),
-}
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Request ids in UUID form: 64 random bits drawn once per process, then a counter. Unique
-/// across instances like random UUIDs, without asking the OS for randomness on every request
-/// (`Uuid::new_v4` does: a system call per request).
-#[derive(Clone)]
-struct RequestIds {
-    process: u64,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        RequestIds {
-            process: uuid::Uuid::new_v4().as_u64_pair().0,
-            next: Arc::default(),
-        }
-    }
-}
-
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = uuid::Uuid::from_u64_pair(self.process, n);
-        let mut buf = uuid::Uuid::encode_buffer();
-        axum::http::HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
-            .ok()
-            .map(RequestId::new)
-    }
 }
 
 fn create_private_dir(path: &Path) -> std::io::Result<()> {
@@ -164,81 +123,28 @@ async fn connect_blobs(resolved: &Resolved) -> Result<crate::blobs::BlobStore, S
     Ok(blobs)
 }
 
-fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
-    // The panic message may carry request data; it is logged by the panic hook, not sent.
-    tracing::error!("a request handler panicked");
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error",
-    )
-}
-
 /// The complete application: every route plus the cross-cutting layers.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api_router().split_for_parts();
-    let doc = OpenApiJson(Arc::new(
-        openapi
-            .to_pretty_json()
-            .unwrap_or_else(|e| format!("{{\"error\":\"openapi: {e}\"}}")),
-    ));
+    let (routes, _) = api_router().split_for_parts();
     let cfg = &state.config.config;
     let (max_body, timeout) = (cfg.max_body_bytes, cfg.request_timeout());
     let routes = routes
         .fallback(not_found_fallback)
-        .method_not_allowed_fallback(method_not_allowed_fallback)
-        .layer(axum::Extension(doc));
-    let metrics = state.metrics.clone();
-    with_layers(routes, max_body, timeout)
-        .layer(axum::middleware::from_fn(
-            move |req: Request, next: axum::middleware::Next| {
-                crate::metrics::track(metrics.clone(), req, next)
-            },
-        ))
-        .with_state(state)
+        .method_not_allowed_fallback(method_not_allowed_fallback);
+    with_layers(routes, max_body, timeout, Some(state.metrics.clone())).with_state(state)
 }
 
-/// The cross-cutting layers, outermost first: request id, tracing (without credentials),
-/// JSON errors for whatever the inner layers answer, panic → 500, timeout → 503, body limit
-/// → 413.
+/// The cross-cutting layers: all in [`RequestLayer`] (request id, logs naming the request,
+/// JSON errors for whatever the inner layers answer, panic → 500, timeout → 503, body limit →
+/// 413, server errors logged, metrics). One `layer` call: each `Router::layer` boxes every
+/// route's service and future again.
 fn with_layers<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     max_body: usize,
     timeout: Duration,
+    metrics: Option<Arc<Metrics>>,
 ) -> Router<S> {
-    let layers = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                })
-                // One line per request at `debug`: at the default `info`, formatting and writing
-                // it was a sizeable share of a cheap request. Server errors are still logged at
-                // `error` (the layer's failure hook); everything logged while handling a request
-                // carries its span (method, path, request id).
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(axum::middleware::from_fn(json_errors))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
-        // The JSON limit binds the extractors (`Json`, `Bytes`); upload routes stream their
-        // bodies with their own limits (`routes::snapshots::UPLOAD_ROUTES`).
-        .layer(axum::extract::DefaultBodyLimit::max(max_body));
-    router.layer(layers)
+    router.layer(RequestLayer::new(Limits { timeout, max_body }, metrics))
 }
 
 /// A bound, ready-to-run server.
@@ -399,6 +305,7 @@ fn spawn_background(
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::http::StatusCode;
     use axum::routing::get;
     use tower::ServiceExt;
 
@@ -430,6 +337,7 @@ mod tests {
                 .route("/boom", get(boom)),
             1024,
             Duration::from_millis(50),
+            None,
         );
         let (status, body) = call(&router, "/slow").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -153,8 +153,23 @@ pub struct AccessToken {
 /// of a cheap API request, and a client sends the same token for its whole life. The times
 /// (`exp`, `iat`) are checked again on every use; revocation is not cached at all (the caller
 /// checks it per request). Only tokens that verified are kept, at most [`VERIFIED_TOKENS`].
+/// Entries are found by the token's last bytes ([`tail_key`], part of its signature) so that a
+/// lookup hashes 32 bytes rather than the whole token, and hold the whole token, compared on
+/// every hit.
 #[derive(Default)]
-struct VerifiedTokens(std::sync::RwLock<HashMap<Box<str>, AccessToken>>);
+struct VerifiedTokens(std::sync::RwLock<HashMap<[u8; 32], VerifiedToken>>);
+
+/// A token's whole text and what it says.
+type VerifiedToken = (Box<str>, AccessToken);
+
+/// The key of `token` in [`VerifiedTokens`]: its last 32 bytes (zero-padded when shorter).
+fn tail_key(token: &str) -> [u8; 32] {
+    let bytes = token.as_bytes();
+    let tail = &bytes[bytes.len().saturating_sub(32)..];
+    let mut key = [0u8; 32];
+    key[..tail.len()].copy_from_slice(tail);
+    key
+}
 
 /// Verified access tokens kept per process (about 200 bytes each).
 const VERIFIED_TOKENS: usize = 16_384;
@@ -226,8 +241,9 @@ impl Jwt {
             .0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(token)
-            .copied();
+            .get(&tail_key(token))
+            .filter(|(known, _)| **known == *token)
+            .map(|(_, access)| *access);
         if let Some(known) = known {
             return fresh(known);
         }
@@ -244,12 +260,12 @@ impl Jwt {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         if map.len() >= VERIFIED_TOKENS {
-            map.retain(|_, t| t.exp >= now_s - leeway);
+            map.retain(|_, (_, t)| t.exp >= now_s - leeway);
             if map.len() >= VERIFIED_TOKENS {
                 map.clear();
             }
         }
-        map.insert(token.into(), access);
+        map.insert(tail_key(token), (token.into(), access));
         Some(access)
     }
 }
@@ -343,9 +359,18 @@ pub struct AuthUser {
     pub expires_at: Option<time::OffsetDateTime>,
 }
 
-/// Key in the ephemeral store marking a logged-out session.
+/// Key in the ephemeral store marking a logged-out session. Built without `format!`: every
+/// request with an access token looks it up.
 pub fn revoked_session_key(session: Uuid) -> String {
-    format!("session-revoked:{session}")
+    const PREFIX: &str = "session-revoked:";
+    let mut key = String::with_capacity(PREFIX.len() + uuid::fmt::Hyphenated::LENGTH);
+    key.push_str(PREFIX);
+    key.push_str(
+        session
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer()),
+    );
+    key
 }
 
 /// Only write `last_used_at` of a personal token when it is older than this, so each request
@@ -487,12 +512,15 @@ mod tests {
         // Another key's clone shares nothing: a token it did not sign is refused.
         let other = Jwt::new(&[8u8; 32], "hivesync", Duration::from_secs(60));
         assert!(other.verify_cached(&token, now).is_none());
-        // A tampered token (one character changed) is checked, not matched.
-        let mut tampered = token.clone().into_bytes();
-        let last = tampered.len() - 2;
-        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
-        let tampered = String::from_utf8(tampered).expect("ascii");
-        assert!(jwt.verify_cached(&tampered, now).is_none());
+        // A tampered token (one character changed) is checked, not matched: in its signature,
+        // and in its claims (the same last bytes as the remembered token: same cache slot).
+        for at in [token.len() - 2, token.find('.').expect("a JWT") + 3] {
+            let mut tampered = token.clone().into_bytes();
+            tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(tampered).expect("ascii");
+            assert!(jwt.verify_cached(&tampered, now).is_none(), "byte {at}");
+        }
+        assert_eq!(jwt.verify_cached(&token, now), Some(first));
     }
 
     #[test]

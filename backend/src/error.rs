@@ -6,7 +6,6 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hivesync_protocol::ApiError;
 use serde::Serialize;
@@ -270,8 +269,7 @@ pub async fn method_not_allowed_fallback() -> AppError {
 
 /// Last line of defence: any error response produced outside a handler (body limit, timeout,
 /// panic, a layer's own rejection) that is not JSON gets the API's error shape.
-pub async fn json_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+pub fn json_error_shape(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

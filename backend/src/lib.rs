@@ -4,8 +4,11 @@
 //!
 //! Module map (dependencies point down):
 //! - [`app`] — builds the state from the configuration, wraps the routes in the cross-cutting
-//!   layers (request ids, tracing, JSON errors, timeouts, body limits), runs the [`Server`] with
-//!   graceful shutdown.
+//!   layers (timeouts, body limits and [`request_scope`]'s), runs the [`Server`] with graceful
+//!   shutdown.
+//! - [`request_scope`] — the one layer every request passes through: request ids, logs naming
+//!   the request (`RequestLogFormat`), JSON errors, panics → 500, server errors logged,
+//!   metrics.
 //! - [`routes`] — the handlers, one module per resource (`auth`, `projects`, `ops`), all
 //!   registered with their OpenAPI description in `routes::api_router`. New resources
 //!   (snapshots, threads, previews, jobs, proposals) add a module and a line there.
@@ -59,6 +62,7 @@ pub mod metrics;
 pub mod preview;
 pub mod queue;
 pub mod reanchor;
+pub mod request_scope;
 pub mod routes;
 pub mod state;
 pub mod store;

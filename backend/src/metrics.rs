@@ -5,14 +5,10 @@
 //! them ([`Metrics::set_queue_depth`]). Kept by hand rather than through a metrics crate: a few
 //! counters under one lock, rendered in the text exposition format.
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Instant;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -28,7 +24,7 @@ struct Series {
 }
 
 /// The label for requests no route matched (keeps unknown paths out of the labels).
-const UNMATCHED: &str = "unmatched";
+pub const UNMATCHED: &str = "unmatched";
 
 /// Series by route template, then method, then status: nested so that recording a request
 /// looks its series up by `&str` without allocating.
@@ -164,22 +160,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// Middleware recording every request under its route template.
-pub async fn track(metrics: std::sync::Arc<Metrics>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // Both are cheap clones (a known method is a constant, a matched path an `Arc<str>`).
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(req).await;
-    metrics.observe(
-        method.as_str(),
-        route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    response
 }
 
 #[cfg(test)]

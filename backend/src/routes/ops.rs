@@ -3,12 +3,11 @@
 //! `/api/v1/openapi.json`.
 
 use crate::state::AppState;
-use axum::Extension;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -104,20 +103,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// The rendered OpenAPI document, attached to the router after it is assembled.
-#[derive(Clone)]
-pub struct OpenApiJson(pub Arc<String>);
-
 #[utoipa::path(
     get, path = "/api/v1/openapi.json", tag = "operations",
     responses((status = 200, description = "This API's OpenAPI 3.1 document", content_type = "application/json"))
 )]
-pub async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.0.as_str().to_owned(),
-    )
-        .into_response()
+pub async fn openapi_json() -> Response {
+    // A function of the code alone: rendered on first use, not attached to the router (a
+    // router-wide `Extension` layer costs every request an extension insert and a boxed
+    // future).
+    static DOC: OnceLock<bytes::Bytes> = OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        let (_, openapi) = super::api_router().split_for_parts();
+        bytes::Bytes::from(
+            openapi
+                .to_pretty_json()
+                .unwrap_or_else(|e| format!("{{\"error\":\"openapi: {e}\"}}")),
+        )
+    });
+    ([(header::CONTENT_TYPE, "application/json")], doc.clone()).into_response()
 }
 
 #[utoipa::path(
