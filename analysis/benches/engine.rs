@@ -72,10 +72,10 @@ fn main() {
     let cold_cpu = cpu_ms() - cpu_started;
     drop(analysis);
     println!(
-        "cold: {:.1} ms wall, {cold_cpu:.0} ms CPU (user+sys), peak memory {} MB (read {:.1}, index {:.1}, resolve {:.1}); files {:?}; definitions {}; references {:?}",
+        "cold: {:.1} ms wall, {cold_cpu:.0} ms CPU (user+sys), peak memory {} MB (walk+read {:.1}, index {:.1}, resolve {:.1}); files {:?}; definitions {}; references {:?}",
         ms(cold),
         peak_mb(),
-        ms(report.read),
+        ms(report.discover),
         ms(index),
         ms(resolve),
         report.files_by_language,
@@ -309,10 +309,10 @@ fn warm_cache_run(cache_dir: &std::path::Path) {
     let stored = cache.store(analysis).expect("store");
     let load = report.cache.unwrap_or_default();
     println!(
-        "new process, warm index cache: {:.1} ms wall, {cpu:.0} ms CPU, peak memory {} MB (read {:.1}, cache {:.1} for {} hits / {} misses, {:.1} MB pack; index {:.1}, resolve {:.1}); definitions {}; cache {} in {:.1} ms",
+        "new process, warm index cache: {:.1} ms wall, {cpu:.0} ms CPU, peak memory {} MB (walk+read {:.1}, cache {:.1} for {} hits / {} misses, {:.1} MB pack; index {:.1}, resolve {:.1}); definitions {}; cache {} in {:.1} ms",
         ms(wall),
         peak_mb(),
-        ms(report.read),
+        ms(report.discover),
         ms(load.time),
         load.hits,
         load.misses,

@@ -293,8 +293,11 @@ pub struct LoadReport {
     /// Files of other types (counted, not analysed).
     pub other_files: usize,
     pub skipped: Vec<SkippedFile>,
+    /// Walking the tree and reading the files (together, on every core; the index cache's
+    /// pack loads meanwhile, and this waits for it too).
     #[serde(skip)]
     pub discover: Duration,
+    /// Sorting out what was read (counting, skipping).
     #[serde(skip)]
     pub read: Duration,
     /// What the persisted index cache gave, when one was used.
