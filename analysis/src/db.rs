@@ -589,34 +589,25 @@ impl AnalysisHost {
         };
         let mut files = Vec::with_capacity(found.len());
         for f in found {
-            let language = Language::from_path(&f.rel);
-            match f.read {
-                Some(Ok(text)) => {
-                    match language {
-                        Some(l) => {
-                            *report
-                                .files_by_language
-                                .entry(l.name().to_owned())
-                                .or_default() += 1
-                        }
-                        None => report.other_files += 1,
-                    }
-                    files.push((f.rel, text));
-                }
-                Some(Err(skip)) => {
-                    // A minified bundle is not a file of its language; an unreadable one is.
-                    match language.filter(|_| !skip.minified) {
-                        Some(l) => {
-                            *report
-                                .files_by_language
-                                .entry(l.name().to_owned())
-                                .or_default() += 1
-                        }
-                        None => report.other_files += 1,
-                    }
-                    report.skipped.push(skip);
+            // A minified bundle is not a file of its language; an unreadable one still is.
+            let language = match &f.read {
+                Some(Err(skip)) if skip.minified => None,
+                Some(_) => Language::from_path(&f.rel),
+                None => None,
+            };
+            match language {
+                Some(l) => {
+                    *report
+                        .files_by_language
+                        .entry(l.name().to_owned())
+                        .or_default() += 1
                 }
                 None => report.other_files += 1,
+            }
+            match f.read {
+                Some(Ok(text)) => files.push((f.rel, text)),
+                Some(Err(skip)) => report.skipped.push(skip),
+                None => {}
             }
         }
         report.read = started.elapsed();
