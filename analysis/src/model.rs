@@ -332,6 +332,16 @@ pub struct FileIndex {
 }
 
 impl FileIndex {
+    /// Fills `by_key` from the definitions' keys (the first definition of a key wins); a
+    /// language module calls it once its definitions are keyed.
+    pub(crate) fn index_keys(&mut self) {
+        for (i, d) in self.defs.iter().enumerate() {
+            if let Some(key) = &d.key {
+                self.by_key.entry(key.clone()).or_insert(i as DefIdx);
+            }
+        }
+    }
+
     /// An index for a file no language module understands (or that could not be parsed).
     pub fn empty(language: Option<Language>) -> FileIndex {
         FileIndex {

@@ -6,8 +6,8 @@
 //! library and third-party modules are external; `package x_test` files form their own package).
 
 use super::{
-    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
-    named_children,
+    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, NodeText, Syntax,
+    count_errors, named_children, node_range,
 };
 use crate::db::SourceFile;
 use crate::model::{
@@ -584,6 +584,12 @@ impl Binding {
     }
 }
 
+impl<'a> NodeText<'a> for Walker<'a> {
+    fn text(&self) -> &'a str {
+        self.text
+    }
+}
+
 impl<'a> Walker<'a> {
     fn new(text: &'a str, language: Language) -> Walker<'a> {
         Walker {
@@ -596,28 +602,12 @@ impl<'a> Walker<'a> {
     }
 
     fn finish(mut self) -> FileIndex {
-        for (i, d) in self.index.defs.iter().enumerate() {
-            if let Some(key) = &d.key {
-                self.index.by_key.entry(key.clone()).or_insert(i as DefIdx);
-            }
-        }
+        self.index.index_keys();
         self.index
     }
 
-    fn src(&self, node: Node<'_>) -> &'a str {
-        self.text.get(node.byte_range()).unwrap_or("")
-    }
-
-    fn name(&self, node: Node<'_>) -> Name {
-        self.src(node).into()
-    }
-
-    fn range(node: Node<'_>) -> TextRange {
-        TextRange::new(node.start_byte(), node.end_byte())
-    }
-
     fn new_scope(&mut self, kind: ScopeKind, node: Node<'_>, owner: Option<DefIdx>) -> ScopeIdx {
-        self.new_scope_in(kind, Self::range(node), Some(self.scope), owner)
+        self.new_scope_in(kind, node_range(node), Some(self.scope), owner)
     }
 
     fn new_scope_in(
@@ -809,7 +799,7 @@ impl<'a> Walker<'a> {
             level,
             kind,
             scope: self.scope,
-            range: Self::range(node),
+            range: node_range(node),
         });
         idx
     }
@@ -872,8 +862,8 @@ impl<'a> Walker<'a> {
                     let mut b = Binding::new(
                         alias_name,
                         SymbolKind::Import,
-                        Self::range(alias),
-                        Self::range(spec),
+                        node_range(alias),
+                        node_range(spec),
                     );
                     b.import = Some(imp);
                     b.signature = signature;
@@ -890,7 +880,7 @@ impl<'a> Walker<'a> {
                         package_name_of(path).into(),
                         SymbolKind::Import,
                         name_range,
-                        Self::range(spec),
+                        node_range(spec),
                     );
                     b.import = Some(imp);
                     b.signature = signature;
@@ -926,12 +916,7 @@ impl<'a> Walker<'a> {
             ),
         };
         let (doc, doc_insert) = self.doc(full);
-        let mut b = Binding::new(
-            name.clone(),
-            kind,
-            Self::range(name_node),
-            Self::range(full),
-        );
+        let mut b = Binding::new(name.clone(), kind, node_range(name_node), node_range(full));
         b.key = Some(name.clone());
         b.signature = Some(sig_text);
         b.doc = doc;
@@ -944,7 +929,7 @@ impl<'a> Walker<'a> {
         let Some(def) = self.bind_in(0, b) else {
             return;
         };
-        let members = self.new_scope_in(ScopeKind::Class, Self::range(spec), Some(0), Some(def));
+        let members = self.new_scope_in(ScopeKind::Class, node_range(spec), Some(0), Some(def));
         if let Some(d) = self.index.defs.get_mut(def as usize) {
             d.body = Some(members);
         }
@@ -982,8 +967,8 @@ impl<'a> Walker<'a> {
                         let mut b = Binding::new(
                             fname.clone(),
                             SymbolKind::Field,
-                            Self::range(n),
-                            Self::range(field),
+                            node_range(n),
+                            node_range(field),
                         );
                         b.key = Some(format!("{name}.{fname}").into());
                         b.parent = Some(def);
@@ -1012,8 +997,8 @@ impl<'a> Walker<'a> {
                             let mut b = Binding::new(
                                 mname.clone(),
                                 SymbolKind::Method,
-                                Self::range(n),
-                                Self::range(elem),
+                                node_range(n),
+                                node_range(elem),
                             );
                             b.key = Some(format!("{name}.{mname}").into());
                             b.parent = Some(def);
@@ -1044,7 +1029,7 @@ impl<'a> Walker<'a> {
     /// looked up in a scope holding the type parameters.
     fn type_spec_refs(&mut self, spec: Node<'_>) {
         let saved = self.scope;
-        let tp_scope = self.new_scope_in(ScopeKind::Block, Self::range(spec), Some(0), None);
+        let tp_scope = self.new_scope_in(ScopeKind::Block, node_range(spec), Some(0), None);
         self.scope = tp_scope;
         if let Some(tp) = spec.field("type_parameters") {
             self.type_parameters(tp);
@@ -1094,8 +1079,8 @@ impl<'a> Walker<'a> {
                 let mut b = Binding::new(
                     self.name(n),
                     SymbolKind::Parameter,
-                    Self::range(n),
-                    Self::range(decl),
+                    node_range(n),
+                    node_range(decl),
                 );
                 b.signature = Some(collapse_ws(self.src(decl)));
                 self.bind(b);
@@ -1118,8 +1103,8 @@ impl<'a> Walker<'a> {
             let mut b = Binding::new(
                 name.clone(),
                 SymbolKind::Function,
-                Self::range(name_node),
-                Self::range(node),
+                node_range(name_node),
+                node_range(node),
             );
             b.key = Some(name);
             b.signature = Some(signature);
@@ -1159,8 +1144,8 @@ impl<'a> Walker<'a> {
         let mut b = Binding::new(
             name.clone(),
             SymbolKind::Method,
-            Self::range(name_node),
-            Self::range(node),
+            node_range(name_node),
+            node_range(node),
         );
         b.key = Some(format!("{receiver}.{name}").into());
         b.parent = parent;
@@ -1204,8 +1189,8 @@ impl<'a> Walker<'a> {
                                 self.bind(Binding::new(
                                     self.name(id),
                                     SymbolKind::Parameter,
-                                    Self::range(id),
-                                    Self::range(id),
+                                    node_range(id),
+                                    node_range(id),
                                 ));
                             }
                         }
@@ -1265,8 +1250,8 @@ impl<'a> Walker<'a> {
                 let mut b = Binding::new(
                     self.name(n),
                     SymbolKind::Parameter,
-                    Self::range(n),
-                    Self::range(p),
+                    node_range(n),
+                    node_range(p),
                 );
                 b.signature = Some(collapse_ws(self.src(p)));
                 if let Some(t) = &base {
@@ -1320,8 +1305,8 @@ impl<'a> Walker<'a> {
                     } else {
                         SymbolKind::Variable
                     },
-                    Self::range(*n),
-                    Self::range(full),
+                    node_range(*n),
+                    node_range(full),
                 );
                 b.signature = Some(truncate(
                     &collapse_ws(self.src(spec).lines().next().unwrap_or("")),
@@ -1398,7 +1383,7 @@ impl<'a> Walker<'a> {
                             _ => SymbolKind::TypeAlias,
                         };
                         let mut b =
-                            Binding::new(self.name(n), kind, Self::range(n), Self::range(spec));
+                            Binding::new(self.name(n), kind, node_range(n), node_range(spec));
                         b.signature = Some(truncate(
                             &collapse_ws(self.src(spec).lines().next().unwrap_or("")),
                             120,
@@ -1420,7 +1405,7 @@ impl<'a> Walker<'a> {
                         if target.kind_str() == "identifier" {
                             self.push_ref(
                                 self.name(target),
-                                Self::range(target),
+                                node_range(target),
                                 Qualifier::None,
                                 op == "=",
                             );
@@ -1550,8 +1535,8 @@ impl<'a> Walker<'a> {
                                 let mut b = Binding::new(
                                     w.name(id),
                                     SymbolKind::Variable,
-                                    Self::range(id),
-                                    Self::range(node),
+                                    node_range(id),
+                                    node_range(node),
                                 );
                                 b.bases.extend(ty.clone().map(Name::from));
                                 // Only the first case holds the definition; later cases
@@ -1613,7 +1598,7 @@ impl<'a> Walker<'a> {
         for (i, t) in targets.into_iter().enumerate() {
             if t.kind_str() != "identifier" || !defines {
                 if t.kind_str() == "identifier" {
-                    self.push_ref(self.name(t), Self::range(t), Qualifier::None, true);
+                    self.push_ref(self.name(t), node_range(t), Qualifier::None, true);
                 } else {
                     self.expr(t);
                 }
@@ -1622,8 +1607,8 @@ impl<'a> Walker<'a> {
             let mut b = Binding::new(
                 self.name(t),
                 SymbolKind::Variable,
-                Self::range(t),
-                Self::range(stmt),
+                node_range(t),
+                node_range(stmt),
             );
             b.signature = Some(truncate(
                 &collapse_ws(self.src(stmt).lines().next().unwrap_or("")),
@@ -1644,7 +1629,7 @@ impl<'a> Walker<'a> {
     fn type_expr(&mut self, node: Node<'_>) {
         match node.kind_str() {
             "type_identifier" => {
-                self.push_ref(self.name(node), Self::range(node), Qualifier::None, false);
+                self.push_ref(self.name(node), node_range(node), Qualifier::None, false);
             }
             "qualified_type" => {
                 self.qualified_type(node);
@@ -1683,7 +1668,7 @@ impl<'a> Walker<'a> {
                 for c in named_children(node) {
                     if c.kind_str() == "identifier" {
                         // Array lengths and the like.
-                        self.push_ref(self.name(c), Self::range(c), Qualifier::None, false);
+                        self.push_ref(self.name(c), node_range(c), Qualifier::None, false);
                     } else {
                         self.type_expr(c);
                     }
@@ -1694,11 +1679,11 @@ impl<'a> Walker<'a> {
 
     fn qualified_type(&mut self, node: Node<'_>) -> Option<RefIdx> {
         let pkg = node.field("package")?;
-        let base = self.push_ref(self.name(pkg), Self::range(pkg), Qualifier::None, false);
+        let base = self.push_ref(self.name(pkg), node_range(pkg), Qualifier::None, false);
         let name = node.field("name")?;
         Some(self.push_ref(
             self.name(name),
-            Self::range(name),
+            node_range(name),
             Qualifier::Ref(base),
             false,
         ))
@@ -1709,7 +1694,7 @@ impl<'a> Walker<'a> {
     fn expr(&mut self, node: Node<'_>) -> Option<RefIdx> {
         match node.kind_str() {
             "identifier" | "type_identifier" => {
-                Some(self.push_ref(self.name(node), Self::range(node), Qualifier::None, false))
+                Some(self.push_ref(self.name(node), node_range(node), Qualifier::None, false))
             }
             "qualified_type" => self.qualified_type(node),
             "field_identifier"
@@ -1734,7 +1719,7 @@ impl<'a> Walker<'a> {
                     Some(b) => Qualifier::Ref(b),
                     None => Qualifier::Unknown,
                 };
-                Some(self.push_ref(self.name(field), Self::range(field), q, false))
+                Some(self.push_ref(self.name(field), node_range(field), q, false))
             }
             "parenthesized_expression" => {
                 let inner = node.named_child(0)?;
@@ -1858,7 +1843,7 @@ impl<'a> Walker<'a> {
                         match ident {
                             Some(id) if struct_like => {
                                 let q = ty_ref.map(Qualifier::Ref).unwrap_or(Qualifier::Unknown);
-                                self.push_ref(self.name(id), Self::range(id), q, false);
+                                self.push_ref(self.name(id), node_range(id), q, false);
                             }
                             _ => self.literal_element(k),
                         }

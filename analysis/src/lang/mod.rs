@@ -56,7 +56,7 @@ pub mod python;
 pub mod rust;
 pub mod typescript;
 
-use crate::model::{FileIndex, ScopeKind};
+use crate::model::{FileIndex, Name, ScopeKind, TextRange};
 use crate::resolve::{ModuleMap, ModuleRef};
 use hivesync_protocol::Language;
 use rustc_hash::FxHashMap as HashMap;
@@ -190,6 +190,27 @@ impl<'t> Syntax<'t> for Node<'t> {
             None => self.child_by_field_name(name),
         }
     }
+}
+
+/// What every language's walker reads the same way: the file's text by node.
+pub(crate) trait NodeText<'a> {
+    /// The whole file.
+    fn text(&self) -> &'a str;
+
+    /// The source text of `node` (empty when its range is not in the text).
+    fn src(&self, node: Node<'_>) -> &'a str {
+        self.text().get(node.byte_range()).unwrap_or("")
+    }
+
+    /// The source text of `node` as a name.
+    fn name(&self, node: Node<'_>) -> Name {
+        self.src(node).into()
+    }
+}
+
+/// The byte range of `node`.
+pub(crate) fn node_range(node: Node<'_>) -> TextRange {
+    TextRange::new(node.start_byte(), node.end_byte())
 }
 
 /// The named children of `node`, read with one cursor (no vector per node).

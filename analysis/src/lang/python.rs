@@ -4,7 +4,8 @@
 //! `__init__.py`, `src/` layouts, relative imports).
 
 use super::{
-    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, NodeText, Syntax,
+    count_errors, node_range,
 };
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
@@ -363,6 +364,12 @@ struct Walker<'a> {
     self_ctx: Option<SelfCtx>,
 }
 
+impl<'a> NodeText<'a> for Walker<'a> {
+    fn text(&self) -> &'a str {
+        self.text
+    }
+}
+
 impl<'a> Walker<'a> {
     fn new(text: &'a str, language: Language) -> Walker<'a> {
         Walker {
@@ -376,31 +383,15 @@ impl<'a> Walker<'a> {
     }
 
     fn finish(mut self) -> FileIndex {
-        for (i, d) in self.index.defs.iter().enumerate() {
-            if let Some(key) = &d.key {
-                self.index.by_key.entry(key.clone()).or_insert(i as DefIdx);
-            }
-        }
+        self.index.index_keys();
         self.index
-    }
-
-    fn src(&self, node: Node<'_>) -> &'a str {
-        self.text.get(node.byte_range()).unwrap_or("")
-    }
-
-    fn name(&self, node: Node<'_>) -> Name {
-        self.src(node).into()
-    }
-
-    fn range(node: Node<'_>) -> TextRange {
-        TextRange::new(node.start_byte(), node.end_byte())
     }
 
     fn new_scope(&mut self, kind: ScopeKind, node: Node<'_>, owner: Option<DefIdx>) -> ScopeIdx {
         let idx = self.index.scopes.len() as ScopeIdx;
         self.index
             .scopes
-            .push(Scope::new(kind, Self::range(node), Some(self.scope), owner));
+            .push(Scope::new(kind, node_range(node), Some(self.scope), owner));
         idx
     }
 
@@ -586,7 +577,7 @@ impl<'a> Walker<'a> {
                     } else {
                         self.scope_mut(scope).nonlocals.push(name.clone());
                     }
-                    self.push_ref(name, Self::range(n), Qualifier::None, false);
+                    self.push_ref(name, node_range(n), Qualifier::None, false);
                 }
             }
             "expression_statement" => {
@@ -652,8 +643,8 @@ impl<'a> Walker<'a> {
                     self.bind(Binding::new(
                         self.name(ident),
                         SymbolKind::TypeAlias,
-                        Self::range(ident),
-                        Self::range(node),
+                        node_range(ident),
+                        node_range(node),
                     ));
                 }
             }
@@ -740,7 +731,7 @@ impl<'a> Walker<'a> {
                 let mut cursor = node.walk();
                 for id in node.named_children(&mut cursor) {
                     let q = prev.map(Qualifier::Ref).unwrap_or(Qualifier::None);
-                    prev = Some(self.push_ref(self.name(id), Self::range(id), q, false));
+                    prev = Some(self.push_ref(self.name(id), node_range(id), q, false));
                 }
             }
             "as_pattern" => self.as_pattern(node, stmt),
@@ -836,8 +827,8 @@ impl<'a> Walker<'a> {
         let mut spec = Binding::new(
             self.name(name_node),
             kind,
-            Self::range(name_node),
-            Self::range(full),
+            node_range(name_node),
+            node_range(full),
         );
         spec.signature = Some(signature);
         spec.doc = doc;
@@ -877,8 +868,8 @@ impl<'a> Walker<'a> {
                     let mut spec = Binding::new(
                         name,
                         SymbolKind::Parameter,
-                        Self::range(id),
-                        Self::range(param),
+                        node_range(id),
+                        node_range(param),
                     );
                     spec.signature = Some(collapse_ws(self.src(param)));
                     self.bind(spec);
@@ -926,8 +917,8 @@ impl<'a> Walker<'a> {
         let mut spec = Binding::new(
             self.name(name_node),
             SymbolKind::Class,
-            Self::range(name_node),
-            Self::range(full),
+            node_range(name_node),
+            node_range(full),
         );
         spec.signature = Some(collapse_ws(
             self.text.get(node.start_byte()..sig_end).unwrap_or(""),
@@ -995,8 +986,8 @@ impl<'a> Walker<'a> {
                 let mut spec = Binding::new(
                     self.name(b),
                     SymbolKind::Import,
-                    Self::range(b),
-                    Self::range(node),
+                    node_range(b),
+                    node_range(node),
                 );
                 spec.import = Some(imp);
                 spec.signature = Some(collapse_ws(self.src(node)));
@@ -1008,7 +999,7 @@ impl<'a> Walker<'a> {
                 }
                 self.push_ref(
                     self.name(*seg),
-                    Self::range(*seg),
+                    node_range(*seg),
                     Qualifier::ModulePath {
                         import: imp,
                         depth: (i + 1) as u16,
@@ -1079,15 +1070,15 @@ impl<'a> Walker<'a> {
             let mut spec = Binding::new(
                 self.name(bind_node),
                 SymbolKind::Import,
-                Self::range(bind_node),
-                Self::range(node),
+                node_range(bind_node),
+                node_range(node),
             );
             spec.import = Some(imp);
             spec.signature = Some(collapse_ws(self.src(node)));
             self.bind(spec);
             self.push_ref(
                 name,
-                Self::range(name_node),
+                node_range(name_node),
                 Qualifier::ImportMember(imp),
                 false,
             );
@@ -1096,7 +1087,7 @@ impl<'a> Walker<'a> {
             for (i, seg) in segs.iter().enumerate() {
                 self.push_ref(
                     self.name(*seg),
-                    Self::range(*seg),
+                    node_range(*seg),
                     Qualifier::ModulePath {
                         import: imp,
                         depth: (i + 1) as u16,
@@ -1120,7 +1111,7 @@ impl<'a> Walker<'a> {
             level,
             kind,
             scope: self.scope,
-            range: Self::range(node),
+            range: node_range(node),
         });
         idx
     }
@@ -1195,7 +1186,7 @@ impl<'a> Walker<'a> {
             if let Some(c) = content {
                 let name = self.name(c);
                 names.push(name.clone());
-                self.push_ref(name, Self::range(c), Qualifier::None, false);
+                self.push_ref(name, node_range(c), Qualifier::None, false);
             }
         }
         self.index.all = Some(names);
@@ -1207,7 +1198,7 @@ impl<'a> Walker<'a> {
             "identifier" => {
                 let name = self.name(node);
                 let kind = self.variable_kind(&name);
-                let mut spec = Binding::new(name, kind, Self::range(node), Self::range(stmt));
+                let mut spec = Binding::new(name, kind, node_range(node), node_range(stmt));
                 let first_line = self.src(stmt).lines().next().unwrap_or("");
                 spec.signature = signature.or_else(|| Some(truncate(first_line.trim(), 120)));
                 self.bind(spec);
@@ -1224,8 +1215,8 @@ impl<'a> Walker<'a> {
                     let mut spec = Binding::new(
                         self.name(a),
                         SymbolKind::Field,
-                        Self::range(a),
-                        Self::range(stmt),
+                        node_range(a),
+                        node_range(stmt),
                     );
                     spec.signature = Some(truncate(
                         self.src(stmt).lines().next().unwrap_or("").trim(),
@@ -1312,7 +1303,7 @@ impl<'a> Walker<'a> {
         let mut stack = vec![node];
         while let Some(n) = stack.pop() {
             if n.kind_str() == "identifier" {
-                self.push_ref(self.name(n), Self::range(n), Qualifier::None, false);
+                self.push_ref(self.name(n), node_range(n), Qualifier::None, false);
                 continue;
             }
             if matches!(n.kind_str(), "string" | "comment") {
@@ -1327,7 +1318,7 @@ impl<'a> Walker<'a> {
     fn expr_inner(&mut self, node: Node<'_>) -> Option<RefIdx> {
         match node.kind_str() {
             "identifier" => {
-                Some(self.push_ref(self.name(node), Self::range(node), Qualifier::None, false))
+                Some(self.push_ref(self.name(node), node_range(node), Qualifier::None, false))
             }
             "attribute" => {
                 let object = node.field("object");
@@ -1361,7 +1352,7 @@ impl<'a> Walker<'a> {
                     }
                     None => Qualifier::Unknown,
                 };
-                Some(self.push_ref(self.name(attr), Self::range(attr), qualifier, false))
+                Some(self.push_ref(self.name(attr), node_range(attr), qualifier, false))
             }
             "keyword_argument" => {
                 if let Some(v) = node.field("value") {
@@ -1390,8 +1381,8 @@ impl<'a> Walker<'a> {
                             self.bind(Binding::new(
                                 self.name(id),
                                 SymbolKind::Parameter,
-                                Self::range(id),
-                                Self::range(param),
+                                node_range(id),
+                                node_range(param),
                             ));
                         }
                     }
@@ -1426,7 +1417,7 @@ impl<'a> Walker<'a> {
                     let kind = SymbolKind::Variable;
                     let saved = self.scope;
                     self.scope = target;
-                    let spec = Binding::new(name, kind, Self::range(n), Self::range(node));
+                    let spec = Binding::new(name, kind, node_range(n), node_range(node));
                     self.bind(spec);
                     self.scope = saved;
                 }

@@ -14,8 +14,8 @@
 
 use super::go::{collapse_ws, doc_above, join, parent_dir, truncate};
 use super::{
-    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
-    named_children,
+    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, NodeText, Syntax,
+    count_errors, named_children, node_range,
 };
 use crate::db::SourceFile;
 use crate::model::{
@@ -581,6 +581,12 @@ impl Binding {
     }
 }
 
+impl<'a> NodeText<'a> for Walker<'a> {
+    fn text(&self) -> &'a str {
+        self.text
+    }
+}
+
 impl<'a> Walker<'a> {
     fn new(text: &'a str, language: Language) -> Walker<'a> {
         Walker {
@@ -599,24 +605,8 @@ impl<'a> Walker<'a> {
     fn finish(mut self) -> FileIndex {
         self.index.shorthand.sort();
         self.index.shorthand.dedup();
-        for (i, d) in self.index.defs.iter().enumerate() {
-            if let Some(key) = &d.key {
-                self.index.by_key.entry(key.clone()).or_insert(i as DefIdx);
-            }
-        }
+        self.index.index_keys();
         self.index
-    }
-
-    fn src(&self, node: Node<'_>) -> &'a str {
-        self.text.get(node.byte_range()).unwrap_or("")
-    }
-
-    fn name(&self, node: Node<'_>) -> Name {
-        self.src(node).into()
-    }
-
-    fn range(node: Node<'_>) -> TextRange {
-        TextRange::new(node.start_byte(), node.end_byte())
     }
 
     fn key_for(&self, name: &str) -> Option<Name> {
@@ -702,7 +692,7 @@ impl<'a> Walker<'a> {
             level,
             kind,
             scope: self.scope,
-            range: Self::range(node),
+            range: node_range(node),
         });
         idx
     }
@@ -760,12 +750,7 @@ impl<'a> Walker<'a> {
     ) -> Option<DefIdx> {
         let name = self.name(name_node);
         let (doc, doc_insert) = self.doc(node);
-        let mut b = Binding::new(
-            name.clone(),
-            kind,
-            Self::range(name_node),
-            Self::range(node),
-        );
+        let mut b = Binding::new(name.clone(), kind, node_range(name_node), node_range(node));
         b.key = self.key_for(&name);
         b.parent = self.parent;
         b.signature = Some(self.signature(node, sig_end));
@@ -832,7 +817,7 @@ impl<'a> Walker<'a> {
                 let body = node.field("body");
                 let end = body.map(|b| b.start_byte()).unwrap_or(node.end_byte());
                 let def = self.item_def(node, kind, name_node, end)?;
-                let members = self.new_scope(ScopeKind::Class, Self::range(node), Some(def));
+                let members = self.new_scope(ScopeKind::Class, node_range(node), Some(def));
                 if let Some(d) = self.index.defs.get_mut(def as usize) {
                     d.body = Some(members);
                 }
@@ -907,8 +892,8 @@ impl<'a> Walker<'a> {
                 let mut b = Binding::new(
                     name.clone(),
                     SymbolKind::Import,
-                    Self::range(name_node),
-                    Self::range(node),
+                    node_range(name_node),
+                    node_range(node),
                 );
                 b.key = self.key_for(&name);
                 b.parent = self.parent;
@@ -940,8 +925,8 @@ impl<'a> Walker<'a> {
                 let mut b = Binding::new(
                     self.name(bind_node),
                     SymbolKind::Import,
-                    Self::range(bind_node),
-                    Self::range(node),
+                    node_range(bind_node),
+                    node_range(node),
                 );
                 b.import = Some(imp);
                 b.signature = Some(collapse_ws(self.src(node)));
@@ -980,7 +965,7 @@ impl<'a> Walker<'a> {
                     .map(|t| t.end_byte())
                     .unwrap_or(n.end_byte()),
             };
-            let mut b = Binding::new(name.clone(), kind, Self::range(n), Self::range(m));
+            let mut b = Binding::new(name.clone(), kind, node_range(n), node_range(m));
             b.key = member_key(&name);
             b.parent = Some(owner);
             b.signature = Some(self.signature(m, end));
@@ -1001,13 +986,13 @@ impl<'a> Walker<'a> {
             "function_item" => self.function(node, def, None),
             "function_signature_item" => {
                 let saved = self.scope;
-                self.scope = self.new_scope(ScopeKind::Function, Self::range(node), def);
+                self.scope = self.new_scope(ScopeKind::Function, node_range(node), def);
                 self.params_and_types(node, false);
                 self.scope = saved;
             }
             "struct_item" | "union_item" | "enum_item" => {
                 let saved = self.scope;
-                self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
+                self.scope = self.new_scope(ScopeKind::Block, node_range(node), None);
                 if let Some(tp) = node.field("type_parameters") {
                     self.type_parameters(tp);
                 }
@@ -1019,7 +1004,7 @@ impl<'a> Walker<'a> {
             "trait_item" => {
                 let Some(def) = def else { return };
                 let saved = (self.scope, self.self_ty);
-                self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
+                self.scope = self.new_scope(ScopeKind::Block, node_range(node), None);
                 if let Some(tp) = node.field("type_parameters") {
                     self.type_parameters(tp);
                 }
@@ -1041,7 +1026,7 @@ impl<'a> Walker<'a> {
                             "function_signature_item" => {
                                 let s = self.scope;
                                 self.scope =
-                                    self.new_scope(ScopeKind::Function, Self::range(m), member);
+                                    self.new_scope(ScopeKind::Function, node_range(m), member);
                                 self.params_and_types(m, false);
                                 self.scope = s;
                             }
@@ -1066,7 +1051,7 @@ impl<'a> Walker<'a> {
                 let Some(name) = node.field("name").map(|n| self.src(n).to_owned()) else {
                     return;
                 };
-                let scope = self.new_scope(ScopeKind::Class, Self::range(body), Some(def));
+                let scope = self.new_scope(ScopeKind::Class, node_range(body), Some(def));
                 if let Some(d) = self.index.defs.get_mut(def as usize) {
                     d.body = Some(scope);
                 }
@@ -1150,8 +1135,8 @@ impl<'a> Walker<'a> {
                         let mut b = Binding::new(
                             self.name(n),
                             SymbolKind::Parameter,
-                            Self::range(n),
-                            Self::range(p),
+                            node_range(n),
+                            node_range(p),
                         );
                         b.signature = Some(collapse_ws(self.src(p)));
                         self.bind_in(self.scope, b);
@@ -1164,7 +1149,7 @@ impl<'a> Walker<'a> {
 
     fn impl_item(&mut self, node: Node<'_>) {
         let saved = (self.scope, self.self_ty, self.parent);
-        self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
+        self.scope = self.new_scope(ScopeKind::Block, node_range(node), None);
         if let Some(tp) = node.field("type_parameters") {
             self.type_parameters(tp);
         }
@@ -1190,7 +1175,7 @@ impl<'a> Walker<'a> {
             None => (None, None),
         };
         let members_scope = members_scope
-            .unwrap_or_else(|| self.new_scope(ScopeKind::Class, Self::range(node), None));
+            .unwrap_or_else(|| self.new_scope(ScopeKind::Class, node_range(node), None));
         let key_prefix = self.key_prefix.clone();
         let member_key = |name: &str| -> Option<Name> {
             match (&owner_key, &ty_name) {
@@ -1237,7 +1222,7 @@ impl<'a> Walker<'a> {
                     .unwrap_or(n.end_byte()),
                 _ => m.end_byte(),
             };
-            let mut b = Binding::new(name.clone(), kind, Self::range(n), Self::range(m));
+            let mut b = Binding::new(name.clone(), kind, node_range(n), node_range(m));
             b.key = member_key(&name);
             b.parent = local;
             b.signature = Some(self.signature(m, end));
@@ -1474,7 +1459,7 @@ impl<'a> Walker<'a> {
             } else {
                 Qualifier::None
             };
-            prev = Some(self.push_ref(self.name(*n), Self::range(*n), q));
+            prev = Some(self.push_ref(self.name(*n), node_range(*n), q));
         }
         let mut module: Vec<String> = if level == 0 && used == 0 {
             Vec::new()
@@ -1515,8 +1500,8 @@ impl<'a> Walker<'a> {
         let mut b = Binding::new(
             self.name(bind),
             SymbolKind::Import,
-            Self::range(bind),
-            Self::range(decl),
+            node_range(bind),
+            node_range(decl),
         );
         b.import = Some(imp);
         b.key = self.key_for(self.src(bind));
@@ -1524,7 +1509,7 @@ impl<'a> Walker<'a> {
         b.signature = signature;
         self.bind_in(self.scope, b);
         if !module_only {
-            self.push_ref(last_name, Self::range(last), Qualifier::ImportMember(imp));
+            self.push_ref(last_name, node_range(last), Qualifier::ImportMember(imp));
         }
     }
 
@@ -1557,7 +1542,7 @@ impl<'a> Walker<'a> {
             self.key_prefix.clone(),
             self.self_ty,
         );
-        self.scope = self.new_scope(ScopeKind::Function, Self::range(node), def);
+        self.scope = self.new_scope(ScopeKind::Function, node_range(node), def);
         if let Some(d) = def
             && let Some(dd) = self.index.defs.get_mut(d as usize)
         {
@@ -1610,7 +1595,7 @@ impl<'a> Walker<'a> {
     /// The statements of a block, in a new scope; each `let` opens a scope for what follows.
     fn block(&mut self, node: Node<'_>) {
         let saved = self.scope;
-        self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
+        self.scope = self.new_scope(ScopeKind::Block, node_range(node), None);
         self.block_contents(node);
         self.scope = saved;
     }
@@ -1682,10 +1667,10 @@ impl<'a> Walker<'a> {
             "identifier" => {
                 let name = self.src(node);
                 if name.starts_with(|c: char| c.is_uppercase()) {
-                    self.push_ref(name.into(), Self::range(node), Qualifier::None);
+                    self.push_ref(name.into(), node_range(node), Qualifier::None);
                     return;
                 }
-                let mut b = Binding::new(name.into(), kind, Self::range(node), Self::range(stmt));
+                let mut b = Binding::new(name.into(), kind, node_range(node), node_range(stmt));
                 b.signature = Some(truncate(
                     &collapse_ws(self.src(stmt).lines().next().unwrap_or("")),
                     120,
@@ -1726,14 +1711,14 @@ impl<'a> Walker<'a> {
                     match (name, pat) {
                         (Some(n), Some(p)) => {
                             let q = ty_ref.map(Qualifier::Ref).unwrap_or(Qualifier::Unknown);
-                            self.push_ref(self.name(n), Self::range(n), q);
+                            self.push_ref(self.name(n), node_range(n), q);
                             self.pattern(p, kind, stmt, None);
                         }
                         (Some(n), None) => {
                             // Shorthand `S { x }` binds `x` (renamed as `x: new`).
-                            self.index.shorthand.push(Self::range(n));
+                            self.index.shorthand.push(node_range(n));
                             let mut b =
-                                Binding::new(self.name(n), kind, Self::range(n), Self::range(stmt));
+                                Binding::new(self.name(n), kind, node_range(n), node_range(stmt));
                             b.signature = Some(collapse_ws(self.src(c)));
                             self.bind_in(self.scope, b);
                         }
@@ -1779,14 +1764,14 @@ impl<'a> Walker<'a> {
                 if name == "Self" {
                     return None;
                 }
-                Some(self.push_ref(name.into(), Self::range(node), Qualifier::None))
+                Some(self.push_ref(name.into(), node_range(node), Qualifier::None))
             }
             "self" | "crate" | "super" => {
                 let (module, level, _) = self.path_root(&[self.src(node)]);
                 let imp = self.root_import(module.join("::"), level, node);
                 Some(self.push_ref(
                     self.name(node),
-                    Self::range(node),
+                    node_range(node),
                     Qualifier::ModulePath {
                         import: imp,
                         depth: 1,
@@ -1813,7 +1798,7 @@ impl<'a> Walker<'a> {
                     for s in &segs {
                         last = Some(self.push_ref(
                             self.name(*s),
-                            Self::range(*s),
+                            node_range(*s),
                             Qualifier::ModulePath {
                                 import: imp,
                                 depth: 1,
@@ -1826,7 +1811,7 @@ impl<'a> Walker<'a> {
                         Some(SelfTy::Local(d)) => Qualifier::SelfOf(d),
                         _ => Qualifier::Unknown,
                     };
-                    return Some(self.push_ref(self.name(name), Self::range(name), q));
+                    return Some(self.push_ref(self.name(name), node_range(name), q));
                 } else if segs.len() == 1
                     && segs[0].kind_str() == "identifier"
                     && seg_names[0].starts_with(|c: char| c.is_lowercase())
@@ -1836,7 +1821,7 @@ impl<'a> Walker<'a> {
                     let imp = self.root_import(seg_names[0].to_owned(), 0, node);
                     Some(self.push_ref(
                         self.name(segs[0]),
-                        Self::range(segs[0]),
+                        node_range(segs[0]),
                         Qualifier::ModulePath {
                             import: imp,
                             depth: 1,
@@ -1863,7 +1848,7 @@ impl<'a> Walker<'a> {
                     None if path.is_some() => Qualifier::Unknown,
                     None => Qualifier::None,
                 };
-                Some(self.push_ref(self.name(name), Self::range(name), q))
+                Some(self.push_ref(self.name(name), node_range(name), q))
             }
             "generic_type" | "generic_function" => {
                 if let Some(args) = node.field("type_arguments") {
@@ -1927,7 +1912,7 @@ impl<'a> Walker<'a> {
                         None => Qualifier::Unknown,
                     }
                 };
-                Some(self.push_ref(self.name(field), Self::range(field), q))
+                Some(self.push_ref(self.name(field), node_range(field), q))
             }
             "parenthesized_expression" | "reference_expression" => {
                 let inner = named_children(node)
@@ -1958,7 +1943,7 @@ impl<'a> Walker<'a> {
                                         (None, Some(d)) => Qualifier::SelfOf(d),
                                         _ => Qualifier::Unknown,
                                     };
-                                    self.push_ref(self.name(field), Self::range(field), q);
+                                    self.push_ref(self.name(field), node_range(field), q);
                                 }
                                 if let Some(v) = f.field("value") {
                                     self.expr(v);
@@ -1968,7 +1953,7 @@ impl<'a> Walker<'a> {
                                 // `S { x }`: a rename of the local `x` must write `x: new`.
                                 for c in named_children(f) {
                                     if c.kind_str() == "identifier" {
-                                        self.index.shorthand.push(Self::range(c));
+                                        self.index.shorthand.push(node_range(c));
                                     }
                                     self.expr(c);
                                 }
@@ -1985,7 +1970,7 @@ impl<'a> Walker<'a> {
             }
             "closure_expression" => {
                 let saved = self.scope;
-                self.scope = self.new_scope(ScopeKind::Lambda, Self::range(node), None);
+                self.scope = self.new_scope(ScopeKind::Lambda, node_range(node), None);
                 if let Some(params) = node.field("parameters") {
                     for p in named_children(params) {
                         if p.kind_str() == "parameter" {
@@ -2029,7 +2014,7 @@ impl<'a> Walker<'a> {
             }
             "if_expression" | "while_expression" => {
                 let saved = self.scope;
-                self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
+                self.scope = self.new_scope(ScopeKind::Block, node_range(node), None);
                 if let Some(c) = node.field("condition") {
                     self.condition(c);
                 }
@@ -2053,7 +2038,7 @@ impl<'a> Walker<'a> {
                     self.expr(v);
                 }
                 let saved = self.scope;
-                self.scope = self.new_scope(ScopeKind::Block, Self::range(node), None);
+                self.scope = self.new_scope(ScopeKind::Block, node_range(node), None);
                 if let Some(p) = node.field("pattern") {
                     self.pattern(p, SymbolKind::Variable, node, None);
                 }
@@ -2073,7 +2058,7 @@ impl<'a> Walker<'a> {
                             continue;
                         }
                         let saved = self.scope;
-                        self.scope = self.new_scope(ScopeKind::Block, Self::range(arm), None);
+                        self.scope = self.new_scope(ScopeKind::Block, node_range(arm), None);
                         if let Some(p) = arm.field("pattern") {
                             for c in named_children(p) {
                                 if Some(c) == p.field("condition") {
@@ -2179,7 +2164,7 @@ impl<'a> Walker<'a> {
                         "." | "::" => prev_ref.map(Qualifier::Ref).unwrap_or(Qualifier::Unknown),
                         _ => Qualifier::None,
                     };
-                    prev_ref = Some(self.push_ref(name.into(), Self::range(c), q));
+                    prev_ref = Some(self.push_ref(name.into(), node_range(c), q));
                     after_self = false;
                 }
                 "self" => {

@@ -16,7 +16,8 @@
 //! and trailing commas allowed), and anything else is an external package.
 
 use super::{
-    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, Syntax, count_errors,
+    DocSyntax, Grammar, LanguageModule, ModuleRequest, ModuleResolution, NodeText, Syntax,
+    count_errors, node_range,
 };
 use crate::model::{
     Def, DefIdx, FileIndex, Import, ImportIdx, ImportKind, Name, Qualifier, Ref, RefIdx, Scope,
@@ -947,6 +948,12 @@ struct Walker<'a> {
     shorthand: Vec<TextRange>,
 }
 
+impl<'a> NodeText<'a> for Walker<'a> {
+    fn text(&self) -> &'a str {
+        self.text
+    }
+}
+
 impl<'a> Walker<'a> {
     fn new(text: &'a str, language: Language) -> Walker<'a> {
         Walker {
@@ -992,11 +999,7 @@ impl<'a> Walker<'a> {
             };
             self.index.defs[i].key = key;
         }
-        for (i, d) in self.index.defs.iter().enumerate() {
-            if let Some(key) = &d.key {
-                self.index.by_key.entry(key.clone()).or_insert(i as DefIdx);
-            }
-        }
+        self.index.index_keys();
         self.shorthand.sort();
         self.shorthand.dedup();
         self.index.shorthand = std::mem::take(&mut self.shorthand);
@@ -1043,23 +1046,11 @@ impl<'a> Walker<'a> {
         Some(Name::from(format!("{owner_key}.{}", def.name)))
     }
 
-    fn src(&self, node: Node<'_>) -> &'a str {
-        self.text.get(node.byte_range()).unwrap_or("")
-    }
-
-    fn name(&self, node: Node<'_>) -> Name {
-        self.src(node).into()
-    }
-
-    fn range(node: Node<'_>) -> TextRange {
-        TextRange::new(node.start_byte(), node.end_byte())
-    }
-
     fn new_scope(&mut self, kind: ScopeKind, node: Node<'_>, owner: Option<DefIdx>) -> ScopeIdx {
         let idx = self.index.scopes.len() as ScopeIdx;
         self.index
             .scopes
-            .push(Scope::new(kind, Self::range(node), Some(self.scope), owner));
+            .push(Scope::new(kind, node_range(node), Some(self.scope), owner));
         idx
     }
 
@@ -1093,7 +1084,7 @@ impl<'a> Walker<'a> {
             level: 0,
             kind,
             scope: self.scope,
-            range: Self::range(node),
+            range: node_range(node),
         });
         idx
     }
@@ -1109,7 +1100,7 @@ impl<'a> Walker<'a> {
             level: 0,
             kind: ImportKind::Module { alias: None },
             scope: 0,
-            range: Self::range(node),
+            range: node_range(node),
         });
         self.self_import = Some(idx);
         idx
@@ -1273,7 +1264,7 @@ impl<'a> Walker<'a> {
         let mut stack = vec![node];
         while let Some(n) = stack.pop() {
             if matches!(n.kind_str(), "identifier" | "type_identifier") {
-                self.push_ref(self.name(n), Self::range(n), Qualifier::None, false);
+                self.push_ref(self.name(n), node_range(n), Qualifier::None, false);
                 continue;
             }
             if matches!(
@@ -1500,7 +1491,7 @@ impl<'a> Walker<'a> {
                 } else {
                     SymbolKind::Variable
                 };
-                let mut spec = Binding::new(id_name, sym, Self::range(name), Self::range(node));
+                let mut spec = Binding::new(id_name, sym, node_range(name), node_range(node));
                 let sig_end = match value {
                     Some(v) if is_fn => v
                         .field("return_type")
@@ -1561,8 +1552,8 @@ impl<'a> Walker<'a> {
                 let mut spec = Binding::new(
                     alias,
                     SymbolKind::Import,
-                    Self::range(name),
-                    Self::range(stmt),
+                    node_range(name),
+                    node_range(stmt),
                 );
                 spec.import = Some(imp);
                 spec.signature = signature;
@@ -1582,15 +1573,15 @@ impl<'a> Walker<'a> {
                 let mut spec = Binding::new(
                     local,
                     SymbolKind::Import,
-                    Self::range(name),
-                    Self::range(stmt),
+                    node_range(name),
+                    node_range(stmt),
                 );
                 spec.import = Some(imp);
                 spec.signature = signature;
                 self.declare(target, spec);
                 self.push_ref(
                     imported,
-                    Self::range(prop),
+                    node_range(prop),
                     Qualifier::ImportMember(imp),
                     false,
                 );
@@ -1631,15 +1622,15 @@ impl<'a> Walker<'a> {
                     let mut spec = Binding::new(
                         local_name,
                         SymbolKind::Import,
-                        Self::range(local),
-                        Self::range(stmt),
+                        node_range(local),
+                        node_range(stmt),
                     );
                     spec.import = Some(imp);
                     spec.signature = signature.clone();
                     self.declare(target, spec);
                     self.push_ref(
                         imported_name,
-                        Self::range(imported),
+                        node_range(imported),
                         Qualifier::ImportMember(imp),
                         false,
                     );
@@ -1693,14 +1684,14 @@ impl<'a> Walker<'a> {
         match node.kind_str() {
             "identifier" | "shorthand_property_identifier_pattern" => {
                 if node.kind_str() == "shorthand_property_identifier_pattern" {
-                    self.shorthand.push(Self::range(node));
+                    self.shorthand.push(node_range(node));
                 }
                 let sym = match kind {
                     DeclKind::Param => SymbolKind::Parameter,
                     _ => SymbolKind::Variable,
                 };
                 let mut spec =
-                    Binding::new(self.name(node), sym, Self::range(node), Self::range(stmt));
+                    Binding::new(self.name(node), sym, node_range(node), node_range(stmt));
                 spec.signature = sig.or_else(|| Some(truncate(&collapse_ws(self.src(stmt)), 120)));
                 let target = self.decl_target(kind);
                 self.declare(target, spec);
@@ -1755,9 +1746,9 @@ impl<'a> Walker<'a> {
         match node.kind_str() {
             "identifier" | "shorthand_property_identifier_pattern" => {
                 if node.kind_str() == "shorthand_property_identifier_pattern" {
-                    self.shorthand.push(Self::range(node));
+                    self.shorthand.push(node_range(node));
                 }
-                self.push_ref(self.name(node), Self::range(node), Qualifier::None, true);
+                self.push_ref(self.name(node), node_range(node), Qualifier::None, true);
             }
             "object_pattern" | "array_pattern" | "rest_pattern" => {
                 let mut cursor = node.walk();
@@ -1814,15 +1805,15 @@ impl<'a> Walker<'a> {
                 .scope(body)
                 .is_some_and(|s| s.names.contains_key(&name))
             {
-                self.push_ref(name, Self::range(p), Qualifier::SelfOf(class), true);
+                self.push_ref(name, node_range(p), Qualifier::SelfOf(class), true);
                 return;
             }
             let stmt = node.parent().and_then(|a| a.parent()).unwrap_or(node);
             let mut spec = Binding::new(
                 name.clone(),
                 SymbolKind::Field,
-                Self::range(p),
-                Self::range(stmt),
+                node_range(p),
+                node_range(stmt),
             );
             spec.signature = Some(truncate(&collapse_ws(first_line(self.src(stmt))), 120));
             self.declare(body, spec);
@@ -1849,8 +1840,8 @@ impl<'a> Walker<'a> {
                 let spec = Binding::new(
                     self.name(n),
                     SymbolKind::TypeAlias,
-                    Self::range(n),
-                    Self::range(p),
+                    node_range(n),
+                    node_range(p),
                 );
                 let scope = self.scope;
                 self.declare(scope, spec);
@@ -1886,8 +1877,8 @@ impl<'a> Walker<'a> {
             let mut spec = Binding::new(
                 self.name(n),
                 SymbolKind::Function,
-                Self::range(n),
-                Self::range(node),
+                node_range(n),
+                node_range(node),
             );
             spec.signature = Some(self.function_signature(node));
             spec.doc = doc;
@@ -1911,8 +1902,8 @@ impl<'a> Walker<'a> {
             let spec = Binding::new(
                 self.name(n),
                 SymbolKind::Function,
-                Self::range(n),
-                Self::range(node),
+                node_range(n),
+                node_range(node),
             );
             self.declare(scope, spec);
         }
@@ -1987,8 +1978,8 @@ impl<'a> Walker<'a> {
                         let mut spec = Binding::new(
                             self.name(pattern),
                             SymbolKind::Parameter,
-                            Self::range(pattern),
-                            Self::range(p),
+                            node_range(pattern),
+                            node_range(p),
                         );
                         spec.signature = sig;
                         spec.bases = p
@@ -2018,8 +2009,8 @@ impl<'a> Walker<'a> {
         let mut spec = Binding::new(
             self.name(id),
             SymbolKind::Field,
-            Self::range(id),
-            Self::range(param),
+            node_range(id),
+            node_range(param),
         );
         spec.signature = Some(truncate(&collapse_ws(self.src(param)), 120));
         spec.bases = param
@@ -2113,8 +2104,8 @@ impl<'a> Walker<'a> {
             let mut spec = Binding::new(
                 self.name(n),
                 SymbolKind::Class,
-                Self::range(n),
-                Self::range(node),
+                node_range(n),
+                node_range(node),
             );
             spec.signature = Some(truncate(
                 &collapse_ws(self.text.get(node.start_byte()..sig_end).unwrap_or("")),
@@ -2137,8 +2128,8 @@ impl<'a> Walker<'a> {
                 let mut spec = Binding::new(
                     self.name(n),
                     SymbolKind::Class,
-                    Self::range(n),
-                    Self::range(node),
+                    node_range(n),
+                    node_range(node),
                 );
                 spec.bases = bases.clone();
                 def = self.declare(s, spec);
@@ -2293,7 +2284,7 @@ impl<'a> Walker<'a> {
             return None;
         }
         let (doc, doc_insert) = self.jsdoc(m);
-        let mut spec = Binding::new(name.clone(), kind, Self::range(n), Self::range(m));
+        let mut spec = Binding::new(name.clone(), kind, node_range(n), node_range(m));
         spec.signature = Some(if kind == SymbolKind::Method {
             self.function_signature(m)
         } else {
@@ -2354,8 +2345,8 @@ impl<'a> Walker<'a> {
         let mut spec = Binding::new(
             self.name(n),
             SymbolKind::Interface,
-            Self::range(n),
-            Self::range(node),
+            node_range(n),
+            node_range(node),
         );
         spec.signature = Some(truncate(
             &collapse_ws(self.text.get(node.start_byte()..sig_end).unwrap_or("")),
@@ -2420,7 +2411,7 @@ impl<'a> Walker<'a> {
                 && n.kind_str() == "property_identifier"
             {
                 let (doc, doc_insert) = self.jsdoc(m);
-                let mut spec = Binding::new(self.name(n), kind, Self::range(n), Self::range(m));
+                let mut spec = Binding::new(self.name(n), kind, node_range(n), node_range(m));
                 spec.signature = Some(truncate(&collapse_ws(self.src(m)), 160));
                 spec.doc = doc;
                 spec.doc_insert = doc_insert;
@@ -2479,8 +2470,8 @@ impl<'a> Walker<'a> {
         let mut spec = Binding::new(
             self.name(n),
             SymbolKind::TypeAlias,
-            Self::range(n),
-            Self::range(node),
+            node_range(n),
+            node_range(node),
         );
         spec.signature = Some(truncate(&collapse_ws(self.src(node)), 160));
         spec.doc = doc;
@@ -2508,8 +2499,8 @@ impl<'a> Walker<'a> {
         let mut spec = Binding::new(
             self.name(n),
             SymbolKind::Enum,
-            Self::range(n),
-            Self::range(node),
+            node_range(n),
+            node_range(node),
         );
         spec.signature = Some(collapse_ws(
             self.text.get(node.start_byte()..sig_end).unwrap_or(""),
@@ -2542,8 +2533,8 @@ impl<'a> Walker<'a> {
                 let mut spec = Binding::new(
                     self.name(n),
                     SymbolKind::EnumVariant,
-                    Self::range(n),
-                    Self::range(m),
+                    node_range(n),
+                    node_range(m),
                 );
                 spec.signature = Some(collapse_ws(self.src(m)));
                 spec.doc = doc;
@@ -2572,8 +2563,8 @@ impl<'a> Walker<'a> {
             let mut spec = Binding::new(
                 self.name(id),
                 SymbolKind::Module,
-                Self::range(id),
-                Self::range(node),
+                node_range(id),
+                node_range(node),
             );
             let sig_end = body.map(|b| b.start_byte()).unwrap_or(id.end_byte());
             spec.signature = Some(collapse_ws(
@@ -2624,8 +2615,8 @@ impl<'a> Walker<'a> {
             let mut spec = Binding::new(
                 self.name(id),
                 SymbolKind::Variable,
-                Self::range(id),
-                Self::range(node),
+                node_range(id),
+                node_range(node),
             );
             spec.signature = Some(collapse_ws(self.src(node)));
             let scope = self.scope;
@@ -2732,12 +2723,7 @@ impl<'a> Walker<'a> {
         imp: ImportIdx,
         signature: Option<String>,
     ) -> Option<DefIdx> {
-        let mut spec = Binding::new(
-            local,
-            SymbolKind::Import,
-            Self::range(id),
-            Self::range(stmt),
-        );
+        let mut spec = Binding::new(local, SymbolKind::Import, node_range(id), node_range(stmt));
         spec.import = Some(imp);
         spec.signature = signature;
         let scope = self.scope;
@@ -2778,7 +2764,7 @@ impl<'a> Walker<'a> {
         if &*imported != "default" && name_node.kind_str() == "identifier" {
             self.push_ref(
                 imported,
-                Self::range(name_node),
+                node_range(name_node),
                 Qualifier::ImportMember(imp),
                 false,
             );
@@ -2836,12 +2822,8 @@ impl<'a> Walker<'a> {
                         },
                         source,
                     );
-                    let mut spec = Binding::new(
-                        local,
-                        SymbolKind::Import,
-                        Self::range(id),
-                        Self::range(node),
-                    );
+                    let mut spec =
+                        Binding::new(local, SymbolKind::Import, node_range(id), node_range(node));
                     spec.import = Some(imp);
                     spec.signature = signature;
                     let d = self.push_def(0, None, spec);
@@ -2897,7 +2879,7 @@ impl<'a> Walker<'a> {
         signature: Option<String>,
     ) {
         let name_range = default_kw
-            .map(Self::range)
+            .map(node_range)
             .unwrap_or_else(|| TextRange::new(node.start_byte(), node.start_byte()));
         let declaration = node.field("declaration");
         let value =
@@ -2949,7 +2931,7 @@ impl<'a> Walker<'a> {
             "class" | "class_declaration" | "abstract_class_declaration" => SymbolKind::Class,
             _ => SymbolKind::Variable,
         };
-        let mut spec = Binding::new("default".into(), kind, name_range, Self::range(node));
+        let mut spec = Binding::new("default".into(), kind, name_range, node_range(node));
         spec.signature = signature;
         spec.doc = doc;
         spec.doc_insert = doc_insert;
@@ -2980,7 +2962,7 @@ impl<'a> Walker<'a> {
             "default".into(),
             SymbolKind::Import,
             name_range,
-            Self::range(node),
+            node_range(node),
         );
         spec.import = Some(imp);
         spec.signature = signature;
@@ -2996,7 +2978,7 @@ impl<'a> Walker<'a> {
             level: 0,
             kind: ImportKind::From { name, alias },
             scope: 0,
-            range: Self::range(node),
+            range: node_range(node),
         });
         idx
     }
@@ -3031,8 +3013,8 @@ impl<'a> Walker<'a> {
                 let mut spec = Binding::new(
                     exported_as,
                     SymbolKind::Import,
-                    Self::range(exported_node),
-                    Self::range(stmt),
+                    node_range(exported_node),
+                    node_range(stmt),
                 );
                 spec.import = Some(imp);
                 spec.signature = signature.clone();
@@ -3041,14 +3023,14 @@ impl<'a> Walker<'a> {
                 if &*name != "default" && name_node.kind_str() == "identifier" {
                     self.push_ref(
                         name,
-                        Self::range(name_node),
+                        node_range(name_node),
                         Qualifier::ImportMember(imp),
                         false,
                     );
                 }
             }
             None => {
-                self.push_ref(name.clone(), Self::range(name_node), Qualifier::None, false);
+                self.push_ref(name.clone(), node_range(name_node), Qualifier::None, false);
                 self.export_names.push(name.clone());
                 if let Some(alias) = alias
                     && alias != name
@@ -3057,8 +3039,8 @@ impl<'a> Walker<'a> {
                     let mut spec = Binding::new(
                         alias,
                         SymbolKind::Import,
-                        Self::range(exported_node),
-                        Self::range(stmt),
+                        node_range(exported_node),
+                        node_range(stmt),
                     );
                     spec.import = Some(imp);
                     spec.signature = signature.clone();
@@ -3172,14 +3154,14 @@ impl<'a> Walker<'a> {
         let mut spec = Binding::new(
             exported,
             SymbolKind::Import,
-            Self::range(key),
-            Self::range(call),
+            node_range(key),
+            node_range(call),
         );
         spec.import = Some(imp);
         spec.signature = Some(truncate(&collapse_ws(first_line(self.src(call))), 160));
         let d = self.push_def(0, None, spec);
         self.always_keyed.insert(d);
-        self.push_ref(name, Self::range(prop), Qualifier::ImportMember(imp), false);
+        self.push_ref(name, node_range(prop), Qualifier::ImportMember(imp), false);
         true
     }
 
@@ -3245,7 +3227,7 @@ impl<'a> Walker<'a> {
                     match p.kind_str() {
                         "shorthand_property_identifier" => {
                             let name = self.name(p);
-                            self.push_ref(name.clone(), Self::range(p), Qualifier::None, false);
+                            self.push_ref(name.clone(), node_range(p), Qualifier::None, false);
                             self.export_names.push(name);
                         }
                         "pair" => match (p.field("key"), p.field("value")) {
@@ -3320,7 +3302,7 @@ impl<'a> Walker<'a> {
     ) {
         // Exporting a module-level name under the same name: a use of that name.
         if value.kind_str() == "identifier" && self.src(value) == &*name {
-            self.push_ref(name.clone(), Self::range(name_node), Qualifier::None, false);
+            self.push_ref(name.clone(), node_range(name_node), Qualifier::None, false);
             self.expr(value);
             self.export_names.push(name);
             return;
@@ -3364,19 +3346,14 @@ impl<'a> Walker<'a> {
         if existing.is_some() {
             self.push_ref(
                 name,
-                Self::range(name_node),
+                node_range(name_node),
                 Qualifier::ImportMember(self_imp),
                 true,
             );
             return;
         }
         let (doc, doc_insert) = self.jsdoc(Self::statement_of(stmt));
-        let mut spec = Binding::new(
-            name.clone(),
-            kind,
-            Self::range(name_node),
-            Self::range(stmt),
-        );
+        let mut spec = Binding::new(name.clone(), kind, node_range(name_node), node_range(stmt));
         spec.signature = Some(truncate(&collapse_ws(first_line(self.src(stmt))), 160));
         spec.doc = doc;
         spec.doc_insert = doc_insert;
@@ -3422,7 +3399,7 @@ impl<'a> Walker<'a> {
                 if &*name == "undefined" && node.kind_str() == "identifier" {
                     return None;
                 }
-                Some(self.push_ref(name, Self::range(node), Qualifier::None, false))
+                Some(self.push_ref(name, node_range(node), Qualifier::None, false))
             }
             "member_expression" | "nested_type_identifier" | "nested_identifier" => {
                 let (object, prop) = if node.kind_str() == "nested_type_identifier" {
@@ -3498,7 +3475,7 @@ impl<'a> Walker<'a> {
                     self.expr(prop);
                     return None;
                 }
-                Some(self.push_ref(self.name(prop), Self::range(prop), qualifier, false))
+                Some(self.push_ref(self.name(prop), node_range(prop), qualifier, false))
             }
             "call_expression" => {
                 if let Some(src) = self.require_source(node) {
@@ -3539,8 +3516,8 @@ impl<'a> Walker<'a> {
                             }
                         }
                         "shorthand_property_identifier" => {
-                            self.shorthand.push(Self::range(c));
-                            self.push_ref(self.name(c), Self::range(c), Qualifier::None, false);
+                            self.shorthand.push(node_range(c));
+                            self.push_ref(self.name(c), node_range(c), Qualifier::None, false);
                         }
                         "method_definition" => {
                             if let Some(k) = c.field("name")
@@ -3577,7 +3554,7 @@ impl<'a> Walker<'a> {
                 }
                 if let Some(l) = node.field("left") {
                     if l.kind_str() == "identifier" {
-                        self.push_ref(self.name(l), Self::range(l), Qualifier::None, true);
+                        self.push_ref(self.name(l), node_range(l), Qualifier::None, true);
                     } else {
                         self.expr(l);
                     }
@@ -3670,8 +3647,8 @@ impl<'a> Walker<'a> {
                     let spec = Binding::new(
                         self.name(n),
                         SymbolKind::TypeAlias,
-                        Self::range(n),
-                        Self::range(node),
+                        node_range(n),
+                        node_range(node),
                     );
                     let scope = self.scope;
                     if scope != 0 {
@@ -3749,8 +3726,8 @@ impl<'a> Walker<'a> {
                         let spec = Binding::new(
                             self.name(p),
                             SymbolKind::TypeAlias,
-                            Self::range(p),
-                            Self::range(node),
+                            node_range(p),
+                            node_range(node),
                         );
                         if let Some(scope) = self.infer_scope {
                             self.declare(scope, spec);
