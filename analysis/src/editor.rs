@@ -463,35 +463,21 @@ impl Analysis {
         &self,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<(), AnalysisError> {
-        use rayon::prelude::*;
-        let db = self.db();
-        let files: Vec<SourceFile> = Workspace::try_get(db)
-            .map(|ws| ws.files(db).to_vec())
-            .unwrap_or_default();
-        let total = files.len() * 2;
+        let total = self.all_files().len() * 2;
         let done = AtomicUsize::new(0);
-        let template = std::sync::Mutex::new(db.clone());
-        let fresh = || {
-            template
-                .lock()
-                .map(|db| db.clone())
-                .unwrap_or_else(|e| e.into_inner().clone())
-        };
         let tick = || {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(n, total);
         };
-        salsa::Cancelled::catch(AssertUnwindSafe(|| {
-            files.par_iter().for_each_init(fresh, |db, f| {
-                file_interface(db, *f);
-                tick();
-            });
-            files.par_iter().for_each_init(fresh, |db, f| {
-                file_resolution(db, *f);
-                tick();
-            });
-        }))
-        .map_err(|_| AnalysisError::Cancelled)
+        self.each_file_in_parallel(&|db, f| {
+            file_interface(db, f);
+            tick();
+        })?;
+        self.each_file_in_parallel(&|db, f| {
+            file_resolution(db, f);
+            tick();
+        })?;
+        Ok(())
     }
 
     /// Every probable reference named `name` (`obj.name` where the type of `obj` is unknown),

@@ -691,7 +691,7 @@ impl Analysis {
 
     /// Runs `phase` on every file, on all cores (each rayon task on its own database handle);
     /// returns how long it took.
-    fn each_file_in_parallel(
+    pub(crate) fn each_file_in_parallel(
         &self,
         phase: &(dyn Fn(&RootDatabase, SourceFile) + Sync),
     ) -> Result<std::time::Duration, AnalysisError> {
