@@ -4,11 +4,10 @@
 //!
 //! Module map (dependencies point down):
 //! - [`app`] — builds the state from the configuration, wraps the routes in the cross-cutting
-//!   layers (timeouts, body limits and [`request_scope`]'s), runs the [`Server`] with graceful
-//!   shutdown.
+//!   layer ([`request_scope`]), runs the [`Server`] with graceful shutdown.
 //! - [`request_scope`] — the one layer every request passes through: request ids, logs naming
-//!   the request (`RequestLogFormat`), JSON errors, panics → 500, server errors logged,
-//!   metrics.
+//!   the request (`RequestLogFormat`), JSON errors, panics → 500, timeouts → 503, body limits,
+//!   server errors logged, metrics.
 //! - [`routes`] — the handlers, one module per resource (`auth`, `projects`, `ops`), all
 //!   registered with their OpenAPI description in `routes::api_router`. New resources
 //!   (snapshots, threads, previews, jobs, proposals) add a module and a line there.
